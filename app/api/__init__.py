@@ -1,0 +1,16 @@
+"""The Docker Engine API: one Flask blueprint per resource. Version prefixes are handled by
+app/api/middleware.py before routing, so every route here is registered once, unversioned."""
+from __future__ import annotations
+
+
+def register_api(flask_app) -> None:
+    from app.api.containers import bp as containers_bp
+    from app.api.system import bp as system_bp
+
+    flask_app.register_blueprint(system_bp)
+    flask_app.register_blueprint(containers_bp)
+
+
+def current_engine():
+    from flask import current_app
+    return current_app.extensions["berth"]

@@ -1,0 +1,1 @@
+"""The berth CLI. Standard library only, and nothing from the daemon side: it must start fast."""

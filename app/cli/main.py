@@ -1,0 +1,77 @@
+"""Command-line entry: `python cli.py [-H HOST] COMMAND ...`, docker-style.
+
+Each command module adds its subcommands with `register(subparsers)`; a command is a function
+`(args, client) -> exit code`, or `(args) -> exit code` when it needs no daemon (daemon, admin).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from app.cli import admin, system
+from app.cli.client import APIError, CannotConnect, Client
+from app.config import DEFAULT_HOST
+
+COMMAND_MODULES = (system, admin)
+
+
+class CommandError(Exception):
+    """A user error found by the CLI itself (bad flag value …): printed, exit 1."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="berth", description="A container engine that speaks the Docker Engine API.")
+    parser.add_argument("-H", "--host", default=None,
+                        help=f"daemon socket to connect to (env BERTH_HOST, default {DEFAULT_HOST})")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    help_parser = sub.add_parser("help", help="show help for berth or one command")
+    help_parser.add_argument("topic", nargs="?")
+    help_parser.set_defaults(func=None, needs_client=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.command == "help":
+        if args.topic:
+            choices = parser._subparsers._group_actions[0].choices
+            if args.topic not in choices:
+                print(f"berth: unknown command {args.topic!r}", file=sys.stderr)
+                return 1
+            choices[args.topic].print_help()
+        else:
+            parser.print_help()
+        return 0
+    if not getattr(args, "needs_client", True):
+        return args.func(args)
+    host = args.host or os.environ.get("BERTH_HOST") or DEFAULT_HOST
+    try:
+        client = Client(host)
+    except CannotConnect as err:
+        print(err, file=sys.stderr)
+        return 1
+    try:
+        return args.func(args, client)
+    except CannotConnect as err:
+        print(err, file=sys.stderr)
+        return 1
+    except APIError as err:
+        print(f"Error response from daemon: {err.message}", file=sys.stderr)
+        return 1
+    except CommandError as err:
+        print(f"berth: {err}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        client.close()

@@ -1,0 +1,23 @@
+"""Daemon configuration: what `python cli.py daemon` flags and wsgi.py's environment set."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+DEFAULT_HOST = "unix:///run/berth.sock"
+DEFAULT_DATA_ROOT = "/var/lib/berth"
+
+
+@dataclass
+class Config:
+    data_root: str = DEFAULT_DATA_ROOT
+    hosts: list[str] = field(default_factory=lambda: [DEFAULT_HOST])
+    pidfile: str | None = None
+    runtime: str = "runc"
+    threads: int = 64          # bounded worker pool per listener
+    debug: bool = False
+
+    @classmethod
+    def from_env(cls) -> "Config":
+        """For WSGI servers (wsgi.py): BERTH_DATA_ROOT selects the data root."""
+        return cls(data_root=os.environ.get("BERTH_DATA_ROOT", DEFAULT_DATA_ROOT))

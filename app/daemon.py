@@ -1,0 +1,106 @@
+"""`python cli.py daemon`: run berth in the foreground, like dockerd.
+
+Start: lock the data root, open the store, bind every -H address, append a `daemon start` event, serve.
+SIGTERM/SIGINT: stop accepting, end event streams, let in-flight requests finish, append `daemon
+shutdown`, close the store, remove the sockets and the pidfile.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+
+from app.config import Config
+from app.engine import DataRootBusy, Engine
+from app.server import BerthServer, ListenError, close_listeners, open_listeners
+
+log = logging.getLogger("berth")
+
+
+def _write_pidfile(path: str) -> None:
+    try:
+        with open(path) as fh:
+            old = int(fh.read().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        old = 0
+    if old and old != os.getpid():
+        try:
+            os.kill(old, 0)
+        except ProcessLookupError:
+            pass
+        else:
+            raise DataRootBusy(f"pid file found, ensure berth is not running or delete {path} (pid {old})")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(f"{os.getpid()}\n")
+    os.replace(tmp, path)
+
+
+def run(config: Config) -> int:
+    logging.basicConfig(level=logging.DEBUG if config.debug else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        engine = Engine(config)
+    except DataRootBusy as err:
+        print(f"berth daemon: {err}", file=sys.stderr)
+        return 1
+    try:
+        listeners = open_listeners(config.hosts)
+    except (ListenError, OSError) as err:
+        engine.close()
+        print(f"berth daemon: {err}", file=sys.stderr)
+        return 1
+    try:
+        if config.pidfile:
+            _write_pidfile(config.pidfile)
+    except (DataRootBusy, OSError) as err:
+        close_listeners(listeners)
+        engine.close()
+        print(f"berth daemon: {err}", file=sys.stderr)
+        return 1
+
+    from app import create_app
+    flask_app = create_app(config, engine)
+    engine.daemon_event("start")
+
+    servers = [BerthServer(listener, flask_app, config.threads) for listener in listeners]
+    threads = []
+    for server in servers:
+        server.prepare()
+        t = threading.Thread(target=server.serve, name=f"serve {server.listener.url}", daemon=True)
+        t.start()
+        threads.append(t)
+        log.info("API listen on %s", server.listener.url)
+
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("berth daemon ready (data root %s, pid %d)", engine.data_root, os.getpid())
+    while not stop.wait(1.0):
+        pass
+
+    # Streams (/events) see the flag and end; then servers stop accepting and drain in-flight requests.
+    engine.begin_shutdown()
+    stoppers = [threading.Thread(target=s.stop) for s in servers]
+    for t in stoppers:
+        t.start()
+    for t in stoppers:
+        t.join()
+    engine.daemon_event("shutdown")
+    engine.close()
+    close_listeners(listeners)
+    if config.pidfile:
+        try:
+            os.unlink(config.pidfile)
+        except FileNotFoundError:
+            pass
+    log.info("berth daemon stopped")
+    return 0

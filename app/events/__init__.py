@@ -1,0 +1,1 @@
+"""The event store: the append-only log every piece of berth state is derived from."""

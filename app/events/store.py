@@ -1,0 +1,237 @@
+"""The SQLite event store: append (with projections in the same transaction), read, and live tail.
+
+Durability: WAL with synchronous=NORMAL. A commit is written to the WAL file before `append` returns,
+so a daemon killed with SIGKILL right after loses nothing (the OS holds the write); only a power cut
+can drop the last transactions, which FULL would also protect at 4x the cost per append (measured in
+../shared/RUNTIME-FACTS.md and bench/api.py).
+
+Concurrency: one writer connection behind a lock (SQLite allows one writer anyway), one reader
+connection per thread (WAL readers never block the writer). `seq` is assigned inside the writer lock,
+so a reader that saw seq N has seen every seq below it: /events can replay by `seq > cursor` and then
+tail without a gap.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from typing import Iterable, Sequence
+
+import sqlite_utils
+
+from app.errors import Conflict
+from app.events.model import Event, NewEvent
+from app.events.upcasters import CURRENT_SCHEMA, upcast
+
+EVENT_COLUMNS = "seq, time_nano, type, action, actor_id, attributes, stream, version, schema, payload"
+
+
+class EventStore:
+    def __init__(self, path: str, projectors: Sequence = ()):
+        self.path = path
+        self.projectors = list(projectors)
+        self._write_lock = threading.Lock()
+        self._new_event = threading.Condition()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+        self._writer = self._connect()
+        self.db = sqlite_utils.Database(self._writer)
+        self._create_schema()
+        row = self._writer.execute("SELECT MAX(seq), MAX(time_nano) FROM events").fetchone()
+        self.last_seq = row[0] or 0
+        self._last_time_nano = row[1] or 0
+        from app.projections import ensure_current  # late import: projections import this module's types
+        ensure_current(self)
+
+    # ---------------------------------------------------------------- schema and connections
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _create_schema(self) -> None:
+        events = self.db["events"]
+        if not events.exists():
+            events.create(
+                {
+                    "seq": int, "time_nano": int, "type": str, "action": str, "actor_id": str,
+                    "attributes": str, "stream": str, "version": int, "schema": int, "payload": str,
+                },
+                pk="seq",
+                not_null={"time_nano", "type", "action", "actor_id", "attributes", "stream", "version", "schema"},
+            )
+            events.create_index(["stream", "version"], unique=True)
+            events.create_index(["time_nano"])
+            events.create_index(["type", "action"])
+            events.create_index(["actor_id"])
+            # The log is append-only: the database itself refuses edits and deletions.
+            self._writer.executescript(
+                """
+                CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+                BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+                CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+                BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+                """
+            )
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's read connection (created on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def query(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:
+        return self.reader().execute(sql, tuple(params)).fetchall()
+
+    def close(self) -> None:
+        self._closed = True
+        with self._new_event:
+            self._new_event.notify_all()
+        with self._readers_lock:
+            for conn in self._readers:
+                try:
+                    conn.close()
+                except sqlite3.ProgrammingError:
+                    pass
+            self._readers.clear()
+        with self._write_lock:
+            self._writer.close()
+
+    # ---------------------------------------------------------------- append
+
+    def append(self, events: Sequence[NewEvent]) -> list[Event]:
+        """Append events atomically and apply every projector to them in the same transaction.
+
+        Raises Conflict when an event's expected_version is not its stream's current version.
+        """
+        if not events:
+            return []
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                stored = [self._insert(conn, ev) for ev in events]
+                for ev in stored:
+                    for projector in self.projectors:
+                        projector.apply(conn, ev)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self.last_seq = stored[-1].seq
+            self._last_time_nano = stored[-1].time_nano
+        with self._new_event:
+            self._new_event.notify_all()
+        return stored
+
+    def _insert(self, conn: sqlite3.Connection, ev: NewEvent) -> Event:
+        current = conn.execute(
+            "SELECT MAX(version) FROM events WHERE stream = ?", (ev.stream,)
+        ).fetchone()[0] or 0
+        if ev.expected_version is not None and ev.expected_version != current:
+            raise Conflict(
+                f"concurrent change of {ev.stream}: expected version {ev.expected_version}, found {current}"
+            )
+        # Strictly increasing timestamps keep time order identical to seq order, so a time bound
+        # can be turned into a seq bound.
+        time_nano = max(time.time_ns(), self._last_time_nano + 1)
+        self._last_time_nano = time_nano
+        payload = None if ev.payload is None else json.dumps(ev.payload, separators=(",", ":"))
+        cur = conn.execute(
+            "INSERT INTO events (time_nano, type, action, actor_id, attributes, stream, version, schema, payload)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (time_nano, ev.type, ev.action, ev.actor_id, json.dumps(ev.attributes, separators=(",", ":")),
+             ev.stream, current + 1, CURRENT_SCHEMA, payload),
+        )
+        return Event(
+            seq=cur.lastrowid, time_nano=time_nano, type=ev.type, action=ev.action, actor_id=ev.actor_id,
+            attributes=dict(ev.attributes), stream=ev.stream, version=current + 1,
+            payload=None if ev.payload is None else json.loads(payload),
+        )
+
+    def stream_version(self, stream: str) -> int:
+        row = self.reader().execute("SELECT MAX(version) FROM events WHERE stream = ?", (stream,)).fetchone()
+        return row[0] or 0
+
+    # ---------------------------------------------------------------- read
+
+    @staticmethod
+    def row_to_event(row, with_payload: bool = True) -> Event:
+        attributes = json.loads(row["attributes"])
+        payload = json.loads(row["payload"]) if with_payload and row["payload"] is not None else None
+        if row["schema"] != CURRENT_SCHEMA:
+            attributes, payload = upcast(row["type"], row["action"], row["schema"], attributes, payload)
+        return Event(
+            seq=row["seq"], time_nano=row["time_nano"], type=row["type"], action=row["action"],
+            actor_id=row["actor_id"], attributes=attributes, stream=row["stream"], version=row["version"],
+            payload=payload,
+        )
+
+    def read(self, after_seq: int = 0, since_nano: int | None = None, until_nano: int | None = None,
+             types: Sequence[str] | None = None, actions: Sequence[str] | None = None,
+             limit: int = 1000, conn: sqlite3.Connection | None = None, with_payload: bool = False) -> list[Event]:
+        """Events with seq > after_seq, optionally bounded in time and narrowed on indexed columns."""
+        where, params = ["seq > ?"], [after_seq]
+        if since_nano is not None:
+            where.append("time_nano >= ?")
+            params.append(since_nano)
+        if until_nano is not None:
+            where.append("time_nano <= ?")
+            params.append(until_nano)
+        if types:
+            where.append(f"type IN ({','.join('?' * len(types))})")
+            params.extend(types)
+        if actions:
+            where.append(f"action IN ({','.join('?' * len(actions))})")
+            params.extend(actions)
+        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
+        params.append(limit)
+        rows = (conn or self.reader()).execute(sql, params).fetchall()
+        return [self.row_to_event(r, with_payload) for r in rows]
+
+    def iter_all(self, conn: sqlite3.Connection | None = None, batch: int = 20000):
+        """Every event in seq order, with payloads, read in batches (used by projection replay)."""
+        after = 0
+        conn = conn or self.reader()
+        while True:
+            rows = conn.execute(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, batch)
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield self.row_to_event(row)
+            after = rows[-1]["seq"]
+
+    def wait_for_events(self, after_seq: int, timeout: float) -> bool:
+        """Block until an event with seq > after_seq exists (True) or the timeout passes (False)."""
+        with self._new_event:
+            if self.last_seq > after_seq or self._closed:
+                return self.last_seq > after_seq
+            self._new_event.wait(timeout)
+            return self.last_seq > after_seq
+
+    def barrier(self) -> None:
+        """Return once every append that had started before this call has committed."""
+        with self._write_lock:
+            pass
+
+    def wake_waiters(self) -> None:
+        with self._new_event:
+            self._new_event.notify_all()
+
+    def first_seq_at_or_after(self, time_nano: int) -> int:
+        """The seq bound equivalent to a time bound (time order equals seq order)."""
+        row = self.reader().execute("SELECT MIN(seq) FROM events WHERE time_nano >= ?", (time_nano,)).fetchone()
+        return row[0] if row[0] is not None else self.last_seq + 1

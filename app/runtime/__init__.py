@@ -1,0 +1,1 @@
+"""The real world: host facts now; runc, monitor, overlay layers, networking as later issues add them."""

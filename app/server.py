@@ -1,0 +1,210 @@
+"""The HTTP server: cheroot (CherryPy's production WSGI server) on berth's own listening sockets.
+
+Why cheroot (docs/architecture.md has the numbers): a bounded worker pool, HTTP/1.1 keep-alive and
+chunked streaming, in one process (no prefork master, so the daemon's pid, lock and subreaper are one
+process), and its connection object exposes the raw socket, which attach/exec need. Werkzeug's server
+has no keep-alive and an unbounded thread per connection; waitress cannot hand out the socket.
+
+berth binds the sockets itself (Unix socket mode, stale-socket detection, tcp://, systemd's fd://) and
+gives them to cheroot. Two things are added to cheroot's WSGI gateway:
+- an empty chunk yielded by a streaming response flushes the headers (cheroot would skip it), so
+  clients that wait for headers before going on (`docker run`'s /wait, /events) are released at once;
+- `environ["berth.hijack"](status, headers)` writes a raw response head (e.g. `101 UPGRADED`) and hands
+  the handler the socket and its buffered reader; the connection is closed after the handler returns.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from cheroot import connections, wsgi
+
+from app.version import VERSION
+
+SERVER_NAME = f"berth/{VERSION} (linux)"
+SD_LISTEN_FDS_START = 3
+
+
+class ListenError(Exception):
+    """A -H/--host value that cannot be served; the message is printed to the user."""
+
+
+@dataclass
+class Listener:
+    url: str
+    sock: socket.socket
+    unix_path: str | None = None  # removed again at shutdown
+
+
+def parse_host(url: str) -> tuple[str, str]:
+    """Split a -H value into (scheme, address); raise ListenError when it is not one we serve."""
+    if url.startswith("unix://"):
+        path = url[len("unix://"):]
+        if not path.startswith("/"):
+            raise ListenError(f"invalid unix socket path in {url!r}: must be absolute")
+        return "unix", path
+    if url.startswith("tcp://"):
+        parts = urlsplit(url)
+        if not parts.hostname or parts.port is None:
+            raise ListenError(f"invalid tcp address {url!r}: want tcp://HOST:PORT")
+        return "tcp", url
+    if url.startswith("fd://"):
+        return "fd", url[len("fd://"):]
+    raise ListenError(f"invalid daemon address {url!r}: use unix://PATH, tcp://HOST:PORT or fd://")
+
+
+def _bind_unix(path: str) -> socket.socket:
+    if os.path.exists(path):
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            raise ListenError(f"cannot listen on {path}: the path exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)  # stale: nobody answers on it
+        else:
+            raise ListenError(f"cannot listen on {path}: another daemon is serving it")
+        finally:
+            probe.close()
+    os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o117)  # born 0660: never briefly world-writable
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o660)
+    return sock
+
+
+def _bind_tcp(url: str) -> socket.socket:
+    parts = urlsplit(url)
+    family = socket.AF_INET6 if ":" in parts.hostname else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((parts.hostname, parts.port))
+    except OSError as err:
+        sock.close()
+        raise ListenError(f"cannot listen on {url}: {err.strerror}") from err
+    return sock
+
+
+def _activated_sockets(which: str) -> list[socket.socket]:
+    """Sockets passed by systemd socket activation (LISTEN_PID/LISTEN_FDS)."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        raise ListenError("fd:// needs socket activation: LISTEN_PID does not name this process")
+    count = int(os.environ.get("LISTEN_FDS", "0") or 0)
+    if count < 1:
+        raise ListenError("fd:// needs socket activation: LISTEN_FDS names no socket")
+    fds = list(range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count))
+    if which:
+        if not which.isdigit() or int(which) not in fds:
+            raise ListenError(f"fd://{which} is not one of the activated sockets {fds}")
+        fds = [int(which)]
+    return [socket.socket(fileno=fd) for fd in fds]
+
+
+def open_listeners(hosts: list[str]) -> list[Listener]:
+    """Bind every -H address; on any failure close what was bound and raise ListenError."""
+    listeners: list[Listener] = []
+    try:
+        for url in hosts:
+            scheme, address = parse_host(url)
+            if scheme == "unix":
+                listeners.append(Listener(url, _bind_unix(address), unix_path=address))
+            elif scheme == "tcp":
+                listeners.append(Listener(url, _bind_tcp(address)))
+            else:
+                listeners.extend(Listener(url, s) for s in _activated_sockets(address))
+    except BaseException:
+        close_listeners(listeners)
+        raise
+    return listeners
+
+
+def close_listeners(listeners: list[Listener]) -> None:
+    for listener in listeners:
+        try:
+            listener.sock.close()
+        except OSError:
+            pass
+        if listener.unix_path:
+            try:
+                os.unlink(listener.unix_path)
+            except FileNotFoundError:
+                pass
+
+
+class BerthGateway(wsgi.Gateway_10):
+    """cheroot's WSGI 1.0 gateway plus header flushing on empty chunks and socket takeover."""
+
+    _hijacked = False
+
+    def get_environ(self):
+        env = super().get_environ()
+        env["berth.socket"] = self.req.conn.socket
+        env["berth.hijack"] = self._hijack
+        return env
+
+    def respond(self):
+        response = self.req.server.wsgi_app(self.env, self.start_response)
+        try:
+            for chunk in response:
+                if self._hijacked:
+                    continue
+                if chunk:
+                    self.write(chunk)
+                elif self.started_response:
+                    self.req.ensure_headers_sent()  # an empty chunk means "send the head now"
+        finally:
+            if not self._hijacked:
+                self.req.ensure_headers_sent()
+            if hasattr(response, "close"):
+                response.close()
+
+    def start_response(self, status, headers, exc_info=None):
+        if self._hijacked:
+            return self.write
+        return super().start_response(status, headers, exc_info)
+
+    def _hijack(self, status: str, headers: list[tuple[str, str]]):
+        req = self.req
+        head = [f"HTTP/1.1 {status}\r\n"] + [f"{k}: {v}\r\n" for k, v in headers] + ["\r\n"]
+        req.conn.wfile.write("".join(head).encode("latin-1"))
+        self._hijacked = True
+        req.sent_headers = True
+        req.chunked_write = False
+        req.close_connection = True
+        req.conn.socket.settimeout(None)  # the stream lives as long as the container or process does
+        return req.conn.socket, req.conn.rfile
+
+
+class BerthServer(wsgi.Server):
+    """A cheroot server on a socket berth has already bound."""
+
+    gateway = BerthGateway
+    shutdown_timeout = 10
+    keep_alive_conn_limit = 256
+
+    def __init__(self, listener: Listener, app, threads: int):
+        bind_addr = listener.unix_path or listener.sock.getsockname()
+        super().__init__(bind_addr, app, numthreads=threads, server_name=SERVER_NAME)
+        self.listener = listener
+
+    def prepare(self):
+        # cheroot's own prepare() would bind (and chmod a Unix socket 0777); ours only listens.
+        self._interrupt = None
+        if self.software is None:
+            self.software = SERVER_NAME
+        self.socket = self.listener.sock
+        self.socket.settimeout(1)
+        self.socket.listen(self.request_queue_size)
+        self._connections = connections.ConnectionManager(self)
+        self.requests.start()
+        self.ready = True
+        self._start_time = time.time()
