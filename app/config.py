@@ -4,8 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-DEFAULT_HOST = "unix:///run/berth.sock"
-DEFAULT_DATA_ROOT = "/var/lib/berth"
+from app.common.defaults import DEFAULT_DATA_ROOT, DEFAULT_HOST
 
 
 @dataclass

@@ -187,13 +187,13 @@ class BerthGateway(wsgi.Gateway_10):
 class BerthServer(wsgi.Server):
     """A cheroot server on a socket berth has already bound."""
 
-    gateway = BerthGateway
     shutdown_timeout = 10
     keep_alive_conn_limit = 256
 
     def __init__(self, listener: Listener, app, threads: int):
         bind_addr = listener.unix_path or listener.sock.getsockname()
         super().__init__(bind_addr, app, numthreads=threads, server_name=SERVER_NAME)
+        self.gateway = BerthGateway  # cheroot's __init__ sets its own gateway on the instance
         self.listener = listener
 
     def prepare(self):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import time
 
-from app.config import DEFAULT_DATA_ROOT, DEFAULT_HOST
+from app.common.defaults import DEFAULT_DATA_ROOT, DEFAULT_HOST
 
 
 def register(sub) -> None:

@@ -11,7 +11,7 @@ import sys
 
 from app.cli import admin, system
 from app.cli.client import APIError, CannotConnect, Client
-from app.config import DEFAULT_HOST
+from app.common.defaults import DEFAULT_HOST
 
 COMMAND_MODULES = (system, admin)
 

@@ -1,0 +1,150 @@
+"""Real daemons on temp sockets and data roots, and the clients that drive them."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLI = os.path.join(ROOT, "cli.py")
+# Everything the integration tests make lives under this prefix, so the leak check can find it.
+TEST_PREFIX = os.path.join(tempfile.gettempdir(), "berth-test-")
+
+
+def ping(sock_path: str) -> bool:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect(sock_path)
+        s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return s.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+class Daemon:
+    """One `python cli.py daemon` process with its own socket, data root and pidfile."""
+
+    def __init__(self, base: str, data_root: str | None = None):
+        self.base = base
+        self.sock = os.path.join(base, "berth.sock")
+        self.host = "unix://" + self.sock
+        self.data_root = data_root or os.path.join(base, "root")
+        self.pidfile = os.path.join(base, "berth.pid")
+        self.log_path = os.path.join(base, "daemon.log")
+        self.proc: subprocess.Popen | None = None
+
+    def command(self, *extra: str, hosts: list[str] | None = None) -> list[str]:
+        cmd = [sys.executable, CLI, "daemon", "--data-root", self.data_root, "--pidfile", self.pidfile]
+        for h in hosts or [self.host]:
+            cmd += ["-H", h]
+        return cmd + list(extra)
+
+    def start(self, *extra: str, hosts: list[str] | None = None, wait: bool = True, **popen) -> "Daemon":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(popen.pop("cmd", None) or self.command(*extra, hosts=hosts),
+                                     stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, **popen)
+        log.close()
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.log()}")
+            if ping(self.sock):
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"daemon did not answer within {timeout}s:\n{self.log()}")
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"daemon ignored SIGTERM for {timeout}s:\n{self.log()}")
+        return self.proc.returncode if self.proc else 0
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return ""
+
+    def cli(self, *args: str, check: bool = False, timeout: float = 30, host: str | None = None):
+        result = subprocess.run([sys.executable, CLI, "-H", host or self.host, *args], capture_output=True,
+                                text=True, timeout=timeout, cwd=ROOT)
+        if check:
+            assert result.returncode == 0, f"cli {args} failed ({result.returncode}):\n{result.stderr}"
+        return result
+
+
+@pytest.fixture
+def workdir():
+    base = tempfile.mkdtemp(prefix=os.path.basename(TEST_PREFIX) + uuid.uuid4().hex[:6] + "-")
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def make_daemon(workdir):
+    daemons: list[Daemon] = []
+
+    def make(data_root: str | None = None, subdir: str | None = None) -> Daemon:
+        base = os.path.join(workdir, subdir) if subdir else workdir
+        os.makedirs(base, exist_ok=True)
+        d = Daemon(base, data_root)
+        daemons.append(d)
+        return d
+
+    yield make
+    for d in daemons:
+        if d.proc and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
+@pytest.fixture
+def daemon(make_daemon):
+    d = make_daemon().start()
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def docker_client(daemon):
+    import docker
+    client = docker.DockerClient(base_url=daemon.host, version="auto", timeout=30)
+    yield client
+    client.close()
+
+
+DOCKER_BIN = shutil.which("docker")
+needs_docker_cli = pytest.mark.skipif(DOCKER_BIN is None, reason="the official docker CLI is not installed")
+
+
+def docker_cli(daemon: Daemon, *args: str, timeout: float = 30):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    env["DOCKER_CONFIG"] = os.path.join(daemon.base, "docker-config")
+    return subprocess.run([DOCKER_BIN, "-H", daemon.host, *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
