@@ -163,7 +163,8 @@ def events():
             yield b""  # flush the head now: clients block until they see it
             while True:
                 high = store.last_seq  # every seq up to here is committed and visible to the query below
-                batch = store.read(after_seq=cursor, until_nano=until, types=matcher.sql_types,
+                upto = None if until is None else store.first_seq_at_or_after(until + 1) - 1
+                batch = store.read(after_seq=cursor, upto_seq=upto, types=matcher.sql_types,
                                    actions=matcher.sql_actions, limit=BATCH)
                 if batch:
                     lines = [json.dumps(ev.to_docker(), separators=(",", ":")).encode() + b"\n"
@@ -179,7 +180,8 @@ def events():
                     # An append that stamped a time <= until may still be committing: wait it out,
                     # then read once more. Later appends are stamped after now, i.e. after until.
                     store.barrier()
-                    for ev in store.read(after_seq=cursor, until_nano=until, types=matcher.sql_types,
+                    upto = store.first_seq_at_or_after(until + 1) - 1
+                    for ev in store.read(after_seq=cursor, upto_seq=upto, types=matcher.sql_types,
                                          actions=matcher.sql_actions, limit=1_000_000):
                         if ev.is_docker_visible and matcher.matches(ev):
                             yield json.dumps(ev.to_docker(), separators=(",", ":")).encode() + b"\n"

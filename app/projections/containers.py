@@ -33,7 +33,6 @@ class ContainersProjector:
             config TEXT NOT NULL DEFAULT '{}',
             host_config TEXT NOT NULL DEFAULT '{}'
         )""",
-        "CREATE INDEX IF NOT EXISTS containers_state ON containers (state)",
     )
 
     def apply(self, conn, ev: Event) -> None:

@@ -130,7 +130,7 @@ def test_events_filters_and_time_window(api, engine):
     assert get(filters=json.dumps({"image": ["alpine"]})) == [("start", "two")]
     assert get(filters=json.dumps({"label": ["tier=web"]})) == [("start", "two")]
     assert get(filters=json.dumps({"type": ["volume"]})) == []
-    assert get(since=f"{third.time_nano / 1e9:.9f}") == [("start", "two")]
+    assert get(since=f"{third.time_nano // 10**9}.{third.time_nano % 10**9:09d}") == [("start", "two")]
     assert get(until=f"{first.time_nano // 10**9}.{first.time_nano % 10**9:09d}") == [("start", "one")]
 
 

@@ -92,11 +92,14 @@ def test_read_bounds_and_narrowing(store):
         store.append([NewEvent("container" if i % 2 else "image", "tag" if i % 2 == 0 else "start", f"a{i}")])
     all_ = store.read(0)
     mid = all_[4].time_nano
-    assert [e.seq for e in store.read(0, since_nano=mid)] == [5, 6, 7, 8, 9, 10]
-    assert [e.seq for e in store.read(0, until_nano=mid)] == [1, 2, 3, 4, 5]
+    assert [e.seq for e in store.read(4)] == [5, 6, 7, 8, 9, 10]
+    assert [e.seq for e in store.read(0, upto_seq=5)] == [1, 2, 3, 4, 5]
     assert [e.seq for e in store.read(3, types=["image"])] == [5, 7, 9]
     assert [e.seq for e in store.read(0, actions=["start"], limit=2)] == [2, 4]
     assert store.first_seq_at_or_after(mid) == 5
+    assert store.first_seq_at_or_after(mid - 1) == 5
+    assert store.first_seq_at_or_after(mid + 1) == 6
+    assert store.first_seq_at_or_after(0) == 1
     assert store.first_seq_at_or_after(all_[-1].time_nano + 1) == 11
 
 
