@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import socket
 import threading
 import time
 import uuid
@@ -83,7 +84,6 @@ class Engine:
         return self._listeners
 
     def daemon_event(self, action: str) -> None:
-        import socket
         self.store.append([NewEvent("daemon", action, self.id, {"name": socket.gethostname()})])
 
     def begin_shutdown(self) -> None:
