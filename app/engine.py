@@ -62,6 +62,8 @@ class Engine:
         try:
             self.id = _engine_id(self.data_root)
             self.store = EventStore(os.path.join(self.data_root, "berth.db"), all_projectors())
+            from app.runtime.images import Images
+            self.images = Images(self, os.path.join(self.data_root, "image"))
         except BaseException:
             os.close(self._lock_fd)
             raise

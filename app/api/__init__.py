@@ -5,10 +5,12 @@ from __future__ import annotations
 
 def register_api(flask_app) -> None:
     from app.api.containers import bp as containers_bp
+    from app.api.images import bp as images_bp
     from app.api.system import bp as system_bp
 
     flask_app.register_blueprint(system_bp)
     flask_app.register_blueprint(containers_bp)
+    flask_app.register_blueprint(images_bp)
 
 
 def current_engine():

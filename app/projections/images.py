@@ -15,7 +15,7 @@ ARRIVALS = ("import", "load", "pull", "commit", "create")
 
 class ImagesProjector:
     name = "images"
-    version = 1
+    version = 2
     tables = ("images", "image_refs")
     schema = (
         """CREATE TABLE IF NOT EXISTS images (
@@ -23,6 +23,7 @@ class ImagesProjector:
             parent TEXT NOT NULL DEFAULT '',
             created_nano INTEGER NOT NULL DEFAULT 0,
             size INTEGER NOT NULL DEFAULT 0,
+            last_tag_nano INTEGER NOT NULL DEFAULT 0,
             labels TEXT NOT NULL DEFAULT '{}',
             config TEXT NOT NULL DEFAULT '{}'
         )""",
@@ -47,8 +48,11 @@ class ImagesProjector:
             # A reference names one image at a time: tagging moves it.
             conn.execute("INSERT OR REPLACE INTO image_refs (ref, image_id) VALUES (?, ?)",
                          (ev.attributes["name"], ev.actor_id))
-        elif ev.action == "untag" and "name" in ev.attributes:
-            conn.execute("DELETE FROM image_refs WHERE ref=? AND image_id=?", (ev.attributes["name"], ev.actor_id))
+            conn.execute("UPDATE images SET last_tag_nano=? WHERE id=?", (ev.time_nano, ev.actor_id))
+        elif ev.action == "untag":
+            # Docker's untag event names the image; berth records the reference in the payload.
+            ref = (ev.payload or {}).get("ref") or ev.attributes.get("name")
+            conn.execute("DELETE FROM image_refs WHERE ref=? AND image_id=?", (ref, ev.actor_id))
         elif ev.action == "delete":
             conn.execute("DELETE FROM image_refs WHERE image_id=?", (ev.actor_id,))
             conn.execute("DELETE FROM images WHERE id=?", (ev.actor_id,))

@@ -148,3 +148,20 @@ def docker_cli(daemon: Daemon, *args: str, timeout: float = 30):
     env["DOCKER_CONFIG"] = os.path.join(daemon.base, "docker-config")
     return subprocess.run([DOCKER_BIN, "-H", daemon.host, *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="session")
+def busybox_tar():
+    """A busybox rootfs tar built from Debian's busybox-static by the same script the README uses."""
+    base = tempfile.mkdtemp(prefix=os.path.basename(TEST_PREFIX) + "busybox-")
+    path = os.path.join(base, "busybox.tar")
+    subprocess.run(["bash", os.path.join(ROOT, "scripts", "make-busybox-tar.sh"), path], check=True)
+    yield path
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def busybox(daemon, busybox_tar):
+    """The daemon with busybox:latest imported; returns the image ID."""
+    r = daemon.cli("import", busybox_tar, "busybox:latest", check=True)
+    return r.stdout.strip()

@@ -1,0 +1,185 @@
+"""Image endpoints: import (POST /images/create?fromSrc=), list, inspect, history, tag, delete,
+save (GET /images/get, /images/{name}/get) and load (POST /images/load)."""
+from __future__ import annotations
+
+import fnmatch
+import json
+import urllib.error
+import urllib.request
+
+from flask import Blueprint, Response, jsonify, request
+from marshmallow import Schema, fields
+
+from app.api import current_engine
+from app.api.params import DockerBool, Filters, load_query
+from app.common.reference import ReferenceError, parse_reference, split_repo_tag
+from app.errors import InvalidParameter, NotFound, NotImplemented_
+from app.runtime import archive
+from app.runtime.layers import LayerError
+
+bp = Blueprint("images", __name__)
+
+LIST_FILTER_KEYS = frozenset({"dangling", "label", "before", "since", "reference", "until"})
+
+
+def _images():
+    return current_engine().images
+
+
+def _jsonmessages(messages) -> Response:
+    body = "".join(json.dumps(m, separators=(",", ":")) + "\r\n" for m in messages)
+    return Response(body, mimetype="application/json")
+
+
+# ------------------------------------------------------------------------------------------ import
+
+@bp.post("/images/create")
+def create_image():
+    args = request.args
+    if args.get("fromImage"):
+        raise NotImplemented_(f"pull access denied for {args['fromImage']}: berth has no registry support yet")
+    source = args.get("fromSrc")
+    if not source:
+        raise InvalidParameter("fromSrc or fromImage is required")
+    repo, tag = split_repo_tag(args.get("repo", ""), args.get("tag") or None)
+    changes = args.getlist("changes")
+    message = args.get("message", "")
+    if source == "-":
+        body, label = request.stream, "-"
+    else:
+        if not source.startswith(("http://", "https://")):
+            raise InvalidParameter(f"invalid import source {source!r}: use - or an http(s) URL")
+        try:
+            body = urllib.request.urlopen(source, timeout=30)  # noqa: S310 - the user's own URL
+        except (urllib.error.URLError, ValueError, OSError) as err:
+            raise InvalidParameter(f"error downloading {source}: {err}") from err
+        label = source
+    try:
+        image_id = _images().import_tar(body, label, repo or None, tag, message, changes)
+    except LayerError as err:
+        raise InvalidParameter(str(err)) from err
+    finally:
+        if source != "-":
+            body.close()
+    return _jsonmessages([{"status": image_id}])
+
+
+# ------------------------------------------------------------------------------------------ list
+
+class ListQuery(Schema):
+    all = DockerBool(load_default=False)
+    digests = DockerBool(load_default=False)
+    filters = Filters(LIST_FILTER_KEYS, load_default=dict)
+    filter = fields.String(load_default=None)   # API < 1.28: a reference pattern
+
+
+def _reference_matches(patterns: set[str], refs: list[str]) -> bool:
+    for ref in refs:
+        name, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "")
+        for pattern in patterns:
+            if fnmatch.fnmatchcase(ref, pattern) or fnmatch.fnmatchcase(name, pattern):
+                return True
+    return False
+
+
+@bp.get("/images/json")
+def list_images():
+    q = load_query(ListQuery(), request.args)
+    f = q["filters"]
+    if q["filter"]:
+        f.setdefault("reference", set()).add(q["filter"])
+    images = _images()
+    rows = [dict(r) for r in images.engine.store.query("SELECT * FROM images ORDER BY created_nano DESC, id")]
+    bounds = {}
+    for key in ("before", "since"):
+        for name in f.get(key, ()):
+            bounds[key] = images.resolve(name)[0]["created_nano"]
+    dangling = f.get("dangling")
+    if dangling and not dangling <= {"true", "false", "1", "0"}:
+        raise InvalidParameter(f"invalid filter 'dangling={sorted(dangling)[0]}'")
+    out = []
+    for row in rows:
+        refs = images.refs_of(row["id"])
+        tags = [r for r in refs if "@" not in r]
+        labels = json.loads(row["labels"])
+        if dangling and (bool(tags) == (dangling & {"true", "1"} != set())):
+            continue
+        if "reference" in f and not _reference_matches(f["reference"], tags):
+            continue
+        if "before" in bounds and not row["created_nano"] < bounds["before"]:
+            continue
+        if "since" in bounds and not row["created_nano"] > bounds["since"]:
+            continue
+        if any(not (k in labels and (not sep or labels[k] == v))
+               for k, sep, v in (x.partition("=") for x in f.get("label", ()))):
+            continue
+        out.append({"Containers": -1, "Created": row["created_nano"] // 1_000_000_000, "Id": row["id"],
+                    "Labels": labels or None, "ParentId": row["parent"],
+                    "RepoDigests": [r for r in refs if "@" in r], "RepoTags": tags, "SharedSize": -1,
+                    "Size": row["size"]})
+    return jsonify(out)
+
+
+# ------------------------------------------------------------------------------------------ one image
+
+@bp.get("/images/<path:name>/json")
+def inspect_image(name):
+    images = _images()
+    row, _ = images.resolve(name)
+    return jsonify(images.inspect(row, request.environ.get("berth.api_version", "1.45")))
+
+
+@bp.get("/images/<path:name>/history")
+def image_history(name):
+    images = _images()
+    row, _ = images.resolve(name)
+    return jsonify(images.history(row))
+
+
+@bp.post("/images/<path:name>/tag")
+def tag_image(name):
+    repo, tag = split_repo_tag(request.args.get("repo", ""), request.args.get("tag") or None)
+    if not repo:
+        raise InvalidParameter("repository name (repo) is required")
+    _images().tag(name, repo, tag)
+    return Response(status=201)
+
+
+class DeleteQuery(Schema):
+    force = DockerBool(load_default=False)
+    noprune = DockerBool(load_default=False)
+
+
+@bp.delete("/images/<path:name>")
+def delete_image(name):
+    q = load_query(DeleteQuery(), request.args)
+    return jsonify(_images().delete(name, q["force"], q["noprune"]))
+
+
+# ------------------------------------------------------------------------------------------ save/load
+
+def _save(names: list[str]) -> Response:
+    if not names:
+        raise InvalidParameter("no image names given")
+    stream = archive.save(_images(), names)
+    return Response(stream, mimetype="application/x-tar")
+
+
+@bp.get("/images/get")
+def save_images():
+    return _save(request.args.getlist("names"))
+
+
+@bp.get("/images/<path:name>/get")
+def save_image(name):
+    return _save([name])
+
+
+@bp.post("/images/load")
+def load_images():
+    q = load_query(Schema.from_dict({"quiet": DockerBool(load_default=False)})(), request.args)
+    lines = archive.load(_images(), request.stream)
+    return _jsonmessages([{"stream": line + "\n"} for line in lines])
+
+
+__all__ = ["bp", "NotFound", "ReferenceError", "parse_reference"]

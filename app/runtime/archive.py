@@ -1,0 +1,297 @@
+"""`docker save` / `docker load` archives.
+
+save writes what Docker 25+ writes: an OCI image layout (oci-layout, index.json, blobs/sha256/…) with
+Docker's manifest.json and repositories beside it, layers as uncompressed tars, each blob once.
+load reads that, Docker's legacy layout (<id>/layer.tar, <hex>.json) and a bare OCI layout (what
+`skopeo copy … oci-archive:` writes, gzip layers included).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import shutil
+import tarfile
+import tempfile
+
+from app.common.reference import ReferenceError, parse_reference
+from app.errors import InvalidParameter, NotFound
+from app.events.model import NewEvent
+from app.runtime.imageconfig import canonical_json
+from app.runtime.layers import LayerError, open_decompressed
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+CHUNK = 1 << 20
+
+
+# ------------------------------------------------------------------------------------------ save
+
+def _tar_header(name: str, size: int, mode: int = 0o644, is_dir: bool = False) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = 0 if is_dir else size
+    info.mode = 0o755 if is_dir else mode
+    info.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
+    info.mtime = 0
+    return info.tobuf(format=tarfile.PAX_FORMAT)
+
+
+def _pad(size: int) -> bytes:
+    return b"\0" * ((512 - size % 512) % 512)
+
+
+def _member(name: str, data: bytes):
+    yield _tar_header(name, len(data)) + data + _pad(len(data))
+
+
+def _file_member(name: str, path: str):
+    size = os.path.getsize(path)
+    yield _tar_header(name, size)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            yield chunk
+    yield _pad(size)
+
+
+def _save_targets(images, names: list[str]) -> dict[str, list[str]]:
+    """{image id: [references to record]} in first-mentioned order, as moby's tarexport does."""
+    targets: dict[str, list[str]] = {}
+    for name in names:
+        row, by_ref = images.resolve(name)
+        refs = targets.setdefault(row["id"], [])
+        if by_ref is None:
+            continue
+        try:
+            parsed = parse_reference(name)
+        except ReferenceError:
+            parsed = None
+        if parsed is not None and parsed.tag is None and parsed.digest is None:
+            # A bare repository name saves every tag of that repository.
+            prefix = parsed.familiar_name + ":"
+            for ref, image_id in images.engine.store.query("SELECT ref, image_id FROM image_refs ORDER BY ref"):
+                if ref.startswith(prefix):
+                    targets.setdefault(image_id, [])
+                    if ref not in targets[image_id]:
+                        targets[image_id].append(ref)
+        elif by_ref not in refs:
+            refs.append(by_ref)
+    return targets
+
+
+def save(images, names: list[str]):
+    """Resolve every name first (NotFound before any byte is sent); return a generator of tar bytes."""
+    targets = _save_targets(images, names)
+    rows = {image_id: images.resolve(image_id)[0] for image_id in targets}
+
+    def generate():
+        written: set[str] = set()
+        manifest_json, index_manifests, repositories = [], [], {}
+        yield from (_tar_header("blobs/", 0, is_dir=True), _tar_header("blobs/sha256/", 0, is_dir=True))
+        for image_id, refs in targets.items():
+            row = rows[image_id]
+            config_bytes = images.store.read_blob(image_id)
+            diff_ids = images.config(row).get("rootfs", {}).get("diff_ids") or []
+            layer_paths, layer_descs = [], []
+            for diff_id in diff_ids:
+                path = f"blobs/sha256/{diff_id[7:]}"
+                blob = images.store.blob_path(diff_id)
+                if diff_id not in written:
+                    yield from _file_member(path, blob)
+                    written.add(diff_id)
+                layer_paths.append(path)
+                layer_descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": diff_id,
+                                    "size": os.path.getsize(blob)})
+            if image_id not in written:
+                yield from _member(f"blobs/sha256/{image_id[7:]}", config_bytes)
+                written.add(image_id)
+            manifest = canonical_json({
+                "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": image_id,
+                           "size": len(config_bytes)},
+                "layers": layer_descs})
+            manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+            if manifest_digest not in written:
+                yield from _member(f"blobs/sha256/{manifest_digest[7:]}", manifest)
+                written.add(manifest_digest)
+            for ref in refs or [None]:
+                desc = {"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": len(manifest)}
+                if ref:
+                    parsed = parse_reference(ref)
+                    desc["annotations"] = {"io.containerd.image.name": parsed.full(),
+                                           "org.opencontainers.image.ref.name": parsed.tag or ""}
+                    repositories.setdefault(parsed.familiar_name, {})[parsed.tag] = \
+                        (diff_ids[-1][7:] if diff_ids else image_id[7:])
+                index_manifests.append(desc)
+            manifest_json.append({"Config": f"blobs/sha256/{image_id[7:]}", "RepoTags": refs or None,
+                                  "Layers": layer_paths})
+        yield from _member("index.json", canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                                                         "manifests": index_manifests}))
+        yield from _member("manifest.json", canonical_json(manifest_json))
+        yield from _member("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        if repositories:
+            yield from _member("repositories", canonical_json(repositories))
+        yield b"\0" * 1024   # end-of-archive
+        images.engine.store.append([NewEvent("image", "save", image_id, {"name": image_id}) for image_id in targets])
+
+    return generate()
+
+
+# ------------------------------------------------------------------------------------------ load
+
+def _unpack_archive(body, dest: str) -> None:
+    """Unpack the outer archive: regular files, directories and in-archive symlinks only."""
+    try:
+        with tarfile.open(fileobj=body, mode="r|*") as tar:
+            for member in tar:
+                name = posixpath.normpath(member.name.lstrip("./") or ".")
+                if member.name.startswith("/") or name.startswith("..") or "/../" in f"/{name}/":
+                    raise InvalidParameter(f"invalid archive entry {member.name!r}: path escapes the archive")
+                target = os.path.join(dest, name)
+                if member.isdir():
+                    os.makedirs(target, exist_ok=True)
+                elif member.isreg():
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    src = tar.extractfile(member)
+                    with open(target, "wb") as out:
+                        shutil.copyfileobj(src, out, CHUNK)
+                elif member.issym() or member.islnk():
+                    link = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname)) \
+                        if member.issym() else posixpath.normpath(member.linkname)
+                    if member.linkname.startswith("/") or link.startswith(".."):
+                        raise InvalidParameter(f"invalid archive entry {member.name!r}: link escapes the archive")
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    os.symlink(os.path.relpath(os.path.join(dest, link), os.path.dirname(target)), target)
+                else:
+                    raise InvalidParameter(f"invalid archive entry {member.name!r}: unsupported type")
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise InvalidParameter(f"invalid archive: {err}") from err
+
+
+def _read_json(root: str, rel: str, what: str):
+    path = os.path.realpath(os.path.join(root, rel))
+    if not path.startswith(os.path.realpath(root) + os.sep):
+        raise InvalidParameter(f"invalid archive: {what} path {rel!r} escapes the archive")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        return data, json.loads(data)
+    except FileNotFoundError as err:
+        raise InvalidParameter(f"invalid archive: {what} {rel!r} is missing") from err
+    except ValueError as err:
+        raise InvalidParameter(f"invalid archive: {what} {rel!r} is not valid JSON") from err
+
+
+def _blob_rel(digest: str) -> str:
+    algo, _, value = str(digest).partition(":")
+    if algo != "sha256" or len(value) != 64:
+        raise InvalidParameter(f"invalid archive: bad digest {digest!r}")
+    return f"blobs/sha256/{value}"
+
+
+def _oci_entries(root: str) -> list[dict]:
+    _, index = _read_json(root, "index.json", "index")
+    entries = []
+    pending = [(d, None) for d in index.get("manifests") or []]
+    while pending:
+        desc, inherited = pending.pop(0)
+        annotations = desc.get("annotations") or {}
+        name = annotations.get("io.containerd.image.name") or inherited
+        ref_name = annotations.get("org.opencontainers.image.ref.name")
+        if not name and ref_name and (":" in ref_name or "/" in ref_name):
+            name = ref_name
+        if desc.get("mediaType") in (OCI_INDEX, DOCKER_MANIFEST_LIST):
+            _, nested = _read_json(root, _blob_rel(desc["digest"]), "index")
+            pending += [(d, name) for d in nested.get("manifests") or []
+                        if (d.get("platform") or {}).get("os", "linux") == "linux"][:1]
+            continue
+        _, manifest = _read_json(root, _blob_rel(desc["digest"]), "manifest")
+        entries.append({"Config": _blob_rel(manifest["config"]["digest"]),
+                        "Layers": [_blob_rel(layer["digest"]) for layer in manifest.get("layers") or []],
+                        "RepoTags": [name] if name else []})
+    return entries
+
+
+def load(images, body) -> list[str]:
+    """Load every image of an archive; return the lines to report. All or nothing per archive."""
+    work = tempfile.mkdtemp(dir=images.store.tmp)
+    staged_all = []
+    try:
+        root = os.path.join(work, "archive")
+        os.mkdir(root)
+        _unpack_archive(body, root)
+        if os.path.exists(os.path.join(root, "manifest.json")):
+            _, entries = _read_json(root, "manifest.json", "manifest")
+            if not isinstance(entries, list):
+                raise InvalidParameter("invalid archive: manifest.json is not a list")
+        elif os.path.exists(os.path.join(root, "index.json")):
+            entries = _oci_entries(root)
+        else:
+            raise InvalidParameter("invalid archive: neither manifest.json nor index.json found")
+        plans = []
+        for entry in entries:
+            config_bytes, cfg = _read_json(root, entry["Config"], "config")
+            diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
+            layers = entry.get("Layers") or []
+            if len(layers) != len(diff_ids):
+                raise InvalidParameter(f"invalid manifest: {len(layers)} layers but the config lists "
+                                       f"{len(diff_ids)} diff_ids")
+            staged = []
+            from app.runtime.imagestore import chain_ids
+            chains = chain_ids(diff_ids)
+            for rel, diff_id, chain in zip(layers, diff_ids, chains):
+                path = os.path.realpath(os.path.join(root, rel))
+                if not path.startswith(os.path.realpath(root) + os.sep) or not os.path.isfile(path):
+                    raise InvalidParameter(f"invalid archive: layer {rel!r} is missing")
+                if images.store.has_layer(chain):
+                    staged.append(None)
+                    continue
+                with open(path, "rb") as fh:
+                    stream, _ = open_decompressed(fh)
+                    layer = images.store.stage_layer(stream)
+                staged_all.append(layer)
+                if layer.diff_id != diff_id:
+                    raise InvalidParameter(f"invalid archive: layer {rel!r} has diff_id {layer.diff_id}, "
+                                           f"the config says {diff_id}")
+                staged.append(layer)
+            refs = []
+            for tag in entry.get("RepoTags") or []:
+                try:
+                    refs.append(parse_reference(tag).with_default_tag().familiar())
+                except ReferenceError as err:
+                    raise InvalidParameter(f"invalid archive: bad tag {tag!r}: {err}") from err
+            plans.append((config_bytes, cfg, chains, staged, refs))
+
+        lines, events = [], []
+        with images.lock:
+            for config_bytes, cfg, chains, staged, refs in plans:
+                parent = None
+                size = 0
+                for chain, layer in zip(chains, staged):
+                    if layer is not None and not images.store.has_layer(chain):
+                        images.store.commit_layer(layer, parent)
+                    size += images.store.layer_size(chain)
+                    parent = chain
+                image_id = images.store.put_blob(config_bytes)
+                events.append(images._arrival("load", image_id, cfg, size))
+                for ref in refs:
+                    events += images.tag_events(image_id, ref, cfg)
+                    lines.append(f"Loaded image: {ref}")
+                if not refs:
+                    lines.append(f"Loaded image ID: {image_id}")
+            images.engine.store.append(events)
+        return lines
+    except LayerError as err:
+        raise InvalidParameter(str(err)) from err
+    except BaseException:
+        with images.lock:
+            images.collect_garbage()
+        raise
+    finally:
+        for layer in staged_all:
+            images.store.discard(layer)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+__all__ = ["save", "load", "NotFound"]
