@@ -27,6 +27,7 @@ from app.version import VERSION
 
 SERVER_NAME = f"berth/{VERSION} (linux)"
 SD_LISTEN_FDS_START = 3
+LARGE_WRITE = 64 * 1024
 
 
 class ListenError(Exception):
@@ -166,6 +167,20 @@ class BerthGateway(wsgi.Gateway_10):
                 self.req.ensure_headers_sent()
             if hasattr(response, "close"):
                 response.close()
+
+    def write(self, chunk):
+        # cheroot's socket writer copies its whole buffer and memmoves it after every partial send,
+        # which is quadratic for megabyte chunks (save, export); send big chunks straight to the socket.
+        if len(chunk) < LARGE_WRITE or self.remaining_bytes_out is not None:
+            return super().write(chunk)
+        self.req.ensure_headers_sent()
+        sock = self.req.conn.socket
+        if self.req.chunked_write:
+            sock.sendall(b"%x\r\n" % len(chunk))
+            sock.sendall(chunk)
+            sock.sendall(b"\r\n")
+        else:
+            sock.sendall(chunk)
 
     def start_response(self, status, headers, exc_info=None):
         if self._hijacked:
