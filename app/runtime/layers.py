@@ -441,7 +441,9 @@ class _Extractor:
 
     @staticmethod
     def _copy(tf: tarfile.TarFile, ti: tarfile.TarInfo, fd: int) -> None:
-        src = tf.extractfile(ti)
+        # tarfile's own file object (BufferedReader over _FileInFile) adds a copy and a layer of calls
+        # per chunk; plain members can be read straight from the archive stream, which sits at their data
+        src = tf.extractfile(ti) if ti.sparse is not None else tf.fileobj
         remaining = ti.size
         write = os.write
         while remaining > 0:
