@@ -273,6 +273,50 @@ class _StrictTarInfo(tarfile.TarInfo):
             raise tarfile.ReadError(f"{e} at offset {tf.offset}") from None
 
 
+def _plain_stream(tf: tarfile.TarFile):
+    """tarfile's stream-mode reader if it has the shape this module knows (uncompressed, with a
+    read-ahead buffer `buf`, a position `pos` and the source `fileobj`), else None."""
+    st = tf.fileobj
+    if (type(st).__name__ == "_Stream" and getattr(st, "comptype", None) == "tar"
+            and isinstance(getattr(st, "buf", None), bytes) and isinstance(getattr(st, "pos", None), int)
+            and hasattr(getattr(st, "fileobj", None), "read")):
+        return st
+    return None
+
+
+def _member_chunks(tf: tarfile.TarFile, ti: tarfile.TarInfo) -> Iterator[bytes]:
+    """The data of a regular member in chunks of at most CHUNK bytes; stops early if the archive ends.
+
+    Going through tf.extractfile() costs three extra copies of every byte (tarfile's read-ahead join
+    and slice, then BufferedReader); for plain members the bytes are taken from tarfile's read-ahead
+    buffer and then straight from the source stream, keeping tarfile's position in step."""
+    remaining = ti.size
+    st = _plain_stream(tf) if ti.sparse is None else None
+    if st is None:
+        src = tf.extractfile(ti)
+        while remaining > 0:
+            buf = src.read(min(CHUNK, remaining))
+            if not buf:
+                return
+            remaining -= len(buf)
+            yield buf
+        return
+    if st.buf:
+        head = st.buf[:remaining]
+        st.buf = st.buf[len(head):]
+        st.pos += len(head)
+        remaining -= len(head)
+        yield head
+    raw = st.fileobj
+    while remaining > 0:
+        buf = raw.read(min(CHUNK, remaining))
+        if not buf:
+            return
+        st.pos += len(buf)
+        remaining -= len(buf)
+        yield buf
+
+
 def _mtime_ns(mtime) -> int:
     if isinstance(mtime, int):
         return mtime * 1_000_000_000
@@ -441,19 +485,15 @@ class _Extractor:
 
     @staticmethod
     def _copy(tf: tarfile.TarFile, ti: tarfile.TarInfo, fd: int) -> None:
-        # tarfile's own file object (BufferedReader over _FileInFile) adds a copy and a layer of calls
-        # per chunk; plain members can be read straight from the archive stream, which sits at their data
-        src = tf.extractfile(ti) if ti.sparse is not None else tf.fileobj
         remaining = ti.size
         write = os.write
-        while remaining > 0:
-            buf = src.read(min(CHUNK, remaining))
-            if not buf:
-                raise tarfile.ReadError(f'unexpected end of data in "{ti.name}"')
+        for buf in _member_chunks(tf, ti):
             remaining -= len(buf)
             view = memoryview(buf)
             while view:
                 view = view[write(fd, view):]
+        if remaining:
+            raise tarfile.ReadError(f'unexpected end of data in "{ti.name}"')
 
     def _whiteout(self, ti: tarfile.TarInfo, name: str, parts: list[str], base: str) -> None:
         if base == WHITEOUT_OPAQUE:
