@@ -9,6 +9,7 @@ from marshmallow import Schema, fields
 
 from app.api import current_engine
 from app.api.params import DockerBool, Filters, load_query
+from app.common.filters import labels_match
 from app.common.humanize import human_duration
 
 bp = Blueprint("containers", __name__)
@@ -45,11 +46,7 @@ def _matches(row, labels: dict, f: dict) -> bool:
         return False
     if "exited" in f and (row["state"] != "exited" or str(row["exit_code"]) not in f["exited"]):
         return False
-    for want in f.get("label", ()):
-        key, sep, value = want.partition("=")
-        if key not in labels or (sep and labels[key] != value):
-            return False
-    return True
+    return labels_match(f.get("label", ()), labels)
 
 
 @bp.get("/containers/json")

@@ -12,6 +12,7 @@ from marshmallow import Schema, fields
 
 from app.api import current_engine
 from app.api.params import DockerBool, Filters, load_query
+from app.common.filters import labels_match
 from app.common.reference import ReferenceError, parse_reference, split_repo_tag
 from app.errors import InvalidParameter, NotFound, NotImplemented_
 from app.runtime import archive
@@ -110,8 +111,7 @@ def list_images():
             continue
         if "since" in bounds and not row["created_nano"] > bounds["since"]:
             continue
-        if any(not (k in labels and (not sep or labels[k] == v))
-               for k, sep, v in (x.partition("=") for x in f.get("label", ()))):
+        if not labels_match(f.get("label", ()), labels):
             continue
         out.append({"Containers": -1, "Created": row["created_nano"] // 1_000_000_000, "Id": row["id"],
                     "Labels": labels or None, "ParentId": row["parent"],

@@ -17,6 +17,7 @@ from datetime import datetime
 from urllib.parse import quote
 
 from app.cli.client import APIError
+from app.cli.system import filter_flags
 from app.common.filters import to_query
 from app.common.humanize import human_duration, human_size
 
@@ -317,14 +318,9 @@ class _GoBool(argparse.Action):
 
 # ------------------------------------------------------------------------------------------ commands
 
+
 def cmd_images(args, client) -> int:
-    filters: dict[str, list[str]] = {}
-    for item in args.filter:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            from app.cli.main import CommandError
-            raise CommandError(f"bad format of filter (expected name=value): {item}")
-        filters.setdefault(key, []).append(value)
+    filters = filter_flags(args.filter)
     if args.reference:
         filters.setdefault("reference", []).append(args.reference)
     params = {"all": "1" if args.all else None, "filters": to_query(filters) if filters else None}

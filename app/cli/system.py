@@ -44,6 +44,15 @@ def _template(fmt: str, data) -> str:
         raise CommandError(f"template parsing error: {err}") from err
 
 
+def filter_flags(items: list[str]) -> dict[str, list[str]]:
+    from app.common.filters import FilterError, parse_filter_flags
+    try:
+        return parse_filter_flags(items)
+    except FilterError as err:
+        from app.cli.main import CommandError
+        raise CommandError(str(err)) from err
+
+
 def _go_arch() -> str:
     machine = platform.machine()
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
@@ -155,13 +164,7 @@ def format_event(event: dict) -> str:
 
 
 def cmd_events(args, client) -> int:
-    filters: dict[str, list[str]] = {}
-    for item in args.filter:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            from app.cli.main import CommandError
-            raise CommandError(f"bad format of filter (expected name=value): {item}")
-        filters.setdefault(key, []).append(value)
+    filters = filter_flags(args.filter)
     params = {
         "since": _cli_time(args.since, "--since") if args.since else None,
         "until": _cli_time(args.until, "--until") if args.until else None,

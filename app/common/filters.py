@@ -43,3 +43,23 @@ def parse_filters(raw: str | None, allowed: set[str] | frozenset[str]) -> dict[s
 def to_query(filters: dict[str, list[str] | set[str]]) -> str:
     """The CLI's encoding (what the docker CLI sends)."""
     return json.dumps({k: {v: True for v in vs} for k, vs in filters.items()}, separators=(",", ":"))
+
+
+def parse_filter_flags(items: list[str]) -> dict[str, list[str]]:
+    """The CLI's repeated `--filter KEY=VALUE` flags, grouped by key."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise FilterError(f"bad format of filter (expected name=value): {item}")
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def labels_match(wanted, labels: dict) -> bool:
+    """Every `key` or `key=value` in `wanted` holds for `labels` (Docker's label filter: all must match)."""
+    for want in wanted:
+        key, sep, value = want.partition("=")
+        if key not in labels or (sep and labels[key] != value):
+            return False
+    return True

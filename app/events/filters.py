@@ -6,6 +6,7 @@ prefix; `image` matches the ID or the image name with or without its tag.
 """
 from __future__ import annotations
 
+from app.common.filters import labels_match
 from app.events.model import Event
 
 EVENT_FILTER_KEYS = frozenset({
@@ -79,9 +80,4 @@ class EventFilter:
             image_name = attrs.get("name" if ev.type == "image" else "image", "")
             if not _exact(f["image"], ev.actor_id, image_name, strip_tag(ev.actor_id), strip_tag(image_name)):
                 return False
-        if "label" in f:
-            for want in f["label"]:
-                key, sep, value = want.partition("=")
-                if key not in attrs or (sep and attrs[key] != value):
-                    return False
-        return True
+        return labels_match(f.get("label", ()), attrs)

@@ -40,6 +40,7 @@ _SKIPPED_XATTRS = ("security.selinux",)          # host-specific label, never ex
 _IGNORABLE_XATTR_ERRNOS = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES,
                            errno.EINVAL, errno.ERANGE, errno.E2BIG}
 # errors from file-system calls that are caused by the archive's content rather than by the host
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _CONTENT_ERRNOS = {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EMLINK,
                    errno.ELOOP, errno.EINVAL, errno.ENOTEMPTY}
 
@@ -284,14 +285,14 @@ def _plain_stream(tf: tarfile.TarFile):
     return None
 
 
-def _member_chunks(tf: tarfile.TarFile, ti: tarfile.TarInfo) -> Iterator[bytes]:
+def _member_chunks(tf: tarfile.TarFile, ti: tarfile.TarInfo, plain=None) -> Iterator[bytes]:
     """The data of a regular member in chunks of at most CHUNK bytes; stops early if the archive ends.
 
     Going through tf.extractfile() costs three extra copies of every byte (tarfile's read-ahead join
     and slice, then BufferedReader); for plain members the bytes are taken from tarfile's read-ahead
     buffer and then straight from the source stream, keeping tarfile's position in step."""
     remaining = ti.size
-    st = _plain_stream(tf) if ti.sparse is None else None
+    st = plain if ti.sparse is None else None
     if st is None:
         src = tf.extractfile(ti)
         while remaining > 0:
@@ -330,6 +331,7 @@ class _Extractor:
         self.dir_times: list[tuple[str, int]] = []
         self.root: tarfile.TarInfo | None = None
         self.total = 0
+        self.plain = None              # tarfile's stream when the fast data path applies
 
     # -- paths --------------------------------------------------------------------------------------
 
@@ -375,6 +377,15 @@ class _Extractor:
             else:
                 raise LayerError(f'invalid tar entry "{entry}": parent "{rel}" is not a directory')
         return cur + "/" + parts[-1] if parts else cur
+
+    def _create(self, path: str, make):
+        """Run make() (which creates path exclusively, never following a symlink at path); whatever
+        already exists at path is removed first. Avoids an lstat per entry in the common case."""
+        try:
+            return make()
+        except FileExistsError:
+            self._remove(path)
+            return make()
 
     def _remove(self, path: str) -> os.stat_result | None:
         """Remove whatever is at path (never following symlinks); returns its old lstat or None."""
@@ -458,9 +469,8 @@ class _Extractor:
             self._set_xattrs(path, ti)
             self.dir_times.append((path, _mtime_ns(ti.mtime)))
             return
-        self._remove(path)
         if ti.isreg():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            fd = self._create(path, lambda: os.open(path, _CREATE_FLAGS, 0o600))
             try:
                 if ti.size:
                     self._copy(tf, ti, fd)
@@ -472,22 +482,21 @@ class _Extractor:
                 os.close(fd)
             self.total += ti.size
         elif ti.issym():
-            os.symlink(ti.linkname, path)
+            self._create(path, lambda: os.symlink(ti.linkname, path))
             os.lchown(path, ti.uid, ti.gid)
             self._set_xattrs(path, ti, follow=False)
             self._utime(path, ti, follow=False)
         else:  # FIFO
-            os.mkfifo(path, 0o600)
+            self._create(path, lambda: os.mkfifo(path, 0o600))
             os.lchown(path, ti.uid, ti.gid)
             os.chmod(path, mode)
             self._set_xattrs(path, ti)
             self._utime(path, ti)
 
-    @staticmethod
-    def _copy(tf: tarfile.TarFile, ti: tarfile.TarInfo, fd: int) -> None:
+    def _copy(self, tf: tarfile.TarFile, ti: tarfile.TarInfo, fd: int) -> None:
         remaining = ti.size
         write = os.write
-        for buf in _member_chunks(tf, ti):
+        for buf in _member_chunks(tf, ti, self.plain):
             remaining -= len(buf)
             view = memoryview(buf)
             while view:
@@ -556,6 +565,7 @@ def extract_layer(stream, dest: str) -> int:
     try:
         with tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE, tarinfo=_StrictTarInfo,
                           encoding="utf-8", errors="surrogateescape") as tf:
+            ex.plain = _plain_stream(tf)
             while True:
                 ti = tf.next()
                 if ti is None:
