@@ -141,6 +141,88 @@ def close_listeners(listeners: list[Listener]) -> None:
                 pass
 
 
+class SocketBody:
+    """A request body read straight from the socket, for large uploads (import, load, later build/cp).
+
+    cheroot's reader is Python's pure-Python `_pyio` BufferedReader: py-spy put two thirds of a 200 MB
+    import in it. This reads with `recv_into`, after taking what cheroot had already buffered, and
+    de-chunks `Transfer-Encoding: chunked` itself. `read(n)` returns n bytes unless the body ends.
+    """
+
+    def __init__(self, req):
+        self._req = req
+        self._sock = req.conn.socket
+        rfile = req.conn.rfile
+        self._buf = bytearray(rfile._read_buf[rfile._read_pos:])  # bytes cheroot read ahead
+        rfile._reset_read_buf()
+        self._chunked = req.chunked_read
+        self._left = None if self._chunked else int(req.inheaders.get(b"Content-Length", 0) or 0)
+        self._chunk_left = 0
+        self._done = self._left == 0
+        if self._chunked:
+            req.close_connection = True  # a body left half-read must not be parsed as the next request
+
+    def _fill(self, want: int) -> bool:
+        chunk = self._sock.recv(max(want, 1 << 16))
+        if not chunk:
+            raise ConnectionError("client closed the connection in the middle of the request body")
+        self._buf += chunk
+        return True
+
+    def _take(self, n: int) -> bytes:
+        while len(self._buf) < n:
+            self._fill(n - len(self._buf))
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self._buf:
+            self._fill(64)
+        line, _, rest = bytes(self._buf).partition(b"\r\n")
+        self._buf = bytearray(rest)
+        return line
+
+    def read(self, n: int = -1) -> bytes:
+        out = bytearray()
+        while not self._done and (n < 0 or len(out) < n):
+            want = (1 << 20) if n < 0 else n - len(out)
+            if self._chunked:
+                if self._chunk_left == 0:
+                    size = int(self._line().split(b";", 1)[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self._line():    # trailers, up to the empty line
+                            pass
+                        self._done = True
+                        break
+                    self._chunk_left = size
+                part = self._take(min(want, self._chunk_left))
+                self._chunk_left -= len(part)
+                if self._chunk_left == 0:
+                    self._take(2)              # the CRLF after a chunk
+            else:
+                if self._buf:
+                    part = self._take(min(want, self._left, len(self._buf)))
+                else:
+                    part = self._recv_exact(min(want, self._left))
+                self._left -= len(part)
+                self._req.rfile.remaining = self._left  # keeps cheroot's own drain-before-reuse right
+                self._done = self._left == 0
+            out += part
+        return bytes(out)
+
+    def _recv_exact(self, n: int) -> bytes:
+        data = bytearray(n)
+        view = memoryview(data)
+        got = 0
+        while got < n:
+            k = self._sock.recv_into(view[got:], n - got)
+            if k == 0:
+                raise ConnectionError("client closed the connection in the middle of the request body")
+            got += k
+        return bytes(data)
+
+
 class BerthGateway(wsgi.Gateway_10):
     """cheroot's WSGI 1.0 gateway plus header flushing on empty chunks and socket takeover."""
 
@@ -150,6 +232,7 @@ class BerthGateway(wsgi.Gateway_10):
         env = super().get_environ()
         env["berth.socket"] = self.req.conn.socket
         env["berth.hijack"] = self._hijack
+        env["berth.body"] = lambda: SocketBody(self.req)
         return env
 
     def respond(self):

@@ -42,7 +42,7 @@ _IGNORABLE_XATTR_ERRNOS = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.E
 # errors from file-system calls that are caused by the archive's content rather than by the host
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _CONTENT_ERRNOS = {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EMLINK,
-                   errno.ELOOP, errno.EINVAL, errno.ENOTEMPTY}
+                   errno.ELOOP, errno.EINVAL, errno.ENOTEMPTY, errno.ENOENT}
 
 
 class LayerError(Exception):
@@ -254,10 +254,23 @@ class DigestReader:
 # ---------------------------------------------------------------------------------------------------
 # extraction
 
+MAX_META_HEADER = 1 << 20
+_META_TYPES = {tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+               tarfile.GNUTYPE_LONGLINK}
+
+
 class _StrictTarInfo(tarfile.TarInfo):
     """tarfile silently treats a truncated or garbled header after the first member as the end of the
     archive; refuse that instead. A stream that ends exactly at a header boundary without the
     end-of-archive blocks is only accepted when it is completely empty."""
+
+    @classmethod
+    def frombuf(cls, buf, encoding, errors):
+        obj = super().frombuf(buf, encoding, errors)
+        if obj.type in _META_TYPES and obj.size > MAX_META_HEADER:
+            # tarfile reads these into memory whole; a huge one would exhaust memory
+            raise tarfile.InvalidHeaderError(f"extended header of {obj.size} bytes is too large")
+        return obj
 
     @classmethod
     def fromtarfile(cls, tf):

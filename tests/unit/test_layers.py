@@ -214,6 +214,36 @@ def test_write_layer_tar_raw_names_and_hardlinks(tmp_path):
         assert not field.startswith((b"./", b"/")) and field.endswith(b"/") == m.isdir(), field
 
 
+def test_odd_names_long_paths_and_big_ids_round_trip(tmp_path):
+    src = tmp_path / "src"
+    long_dir = src / ("d" * 120) / ("e" * 120)
+    long_dir.mkdir(parents=True)
+    raw_name = os.fsdecode(b"caf\xe9-\xff.txt")             # not valid UTF-8
+    (long_dir / raw_name).write_bytes(b"latin-1 name")
+    (src / "\u00fcml\u00e4ut \u2603").write_bytes(b"utf-8 name")
+    os.symlink("x" * 200, src / "longlink")
+    os.chown(src / "longlink", 3_000_000, 3_000_001, follow_symlinks=False)
+    os.setxattr(src / "\u00fcml\u00e4ut \u2603", "user.bin", b"\x00\xff\xfe binary")
+    out = io.BytesIO()
+    write_layer_tar(str(src), out)
+    dest = tmp_path / "dest"
+    extract_bytes(out.getvalue(), dest)
+    assert (dest / ("d" * 120) / ("e" * 120) / raw_name).read_bytes() == b"latin-1 name"
+    assert os.getxattr(dest / "\u00fcml\u00e4ut \u2603", "user.bin") == b"\x00\xff\xfe binary"
+    st = os.lstat(dest / "longlink")
+    assert os.readlink(dest / "longlink") == "x" * 200 and (st.st_uid, st.st_gid) == (3_000_000, 3_000_001)
+    again = io.BytesIO()
+    write_layer_tar(str(dest), again)
+    assert again.getvalue() == out.getvalue()
+
+
+def test_huge_extended_header_is_refused(tmp_path):
+    ti = tarfile.TarInfo("././@PaxHeader")
+    ti.type, ti.size = tarfile.XHDTYPE, 1 << 30
+    with pytest.raises(LayerError, match="too large"):
+        extract_bytes(ti.tobuf(tarfile.USTAR_FORMAT) + b"\0" * 4096, tmp_path / "l")
+
+
 def test_dir_size(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a/f").write_bytes(b"x" * 100)
