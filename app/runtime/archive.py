@@ -230,6 +230,8 @@ def load(images, body) -> list[str]:
         else:
             raise InvalidParameter("invalid archive: neither manifest.json nor index.json found")
         plans = []
+        staged_by_diff: dict = {}    # diff_id -> the first StagedLayer with that content
+        staged_chains: dict = {}     # chain ids staged by this archive
         for entry in entries:
             config_bytes, cfg = _read_json(root, entry["Config"], "config")
             diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
@@ -242,18 +244,27 @@ def load(images, body) -> list[str]:
             chains = chain_ids(diff_ids)
             for rel, diff_id, chain in zip(layers, diff_ids, chains):
                 path = os.path.realpath(os.path.join(root, rel))
-                if not path.startswith(os.path.realpath(root) + os.sep) or not os.path.isfile(path):
+                if not path.startswith(os.path.realpath(root) + os.sep):
                     raise InvalidParameter(f"invalid archive: layer {rel!r} is missing")
-                if images.store.has_layer(chain):
-                    staged.append(None)
+                if images.store.has_layer(chain) or staged_chains.get(chain):
+                    staged.append(None)      # already stored, or staged earlier in this archive
                     continue
-                with open(path, "rb") as fh:
-                    stream, _ = open_decompressed(fh)
-                    layer = images.store.stage_layer(stream)
+                prior = staged_by_diff.get(diff_id)
+                source = prior.blob_tmp if prior else path   # same tar under another parent chain
+                if not os.path.isfile(source):
+                    raise InvalidParameter(f"invalid archive: layer {rel!r} is missing")
+                with open(source, "rb") as fh:
+                    stream, compression = open_decompressed(fh)
+                    # An uncompressed layer file is moved into the store rather than copied.
+                    movable = source == path and compression == "none" and os.stat(path).st_nlink == 1 \
+                        and not os.path.islink(os.path.join(root, rel))
+                    layer = images.store.stage_layer(stream, tar_file=path if movable else None)
                 staged_all.append(layer)
                 if layer.diff_id != diff_id:
                     raise InvalidParameter(f"invalid archive: layer {rel!r} has diff_id {layer.diff_id}, "
                                            f"the config says {diff_id}")
+                staged_by_diff.setdefault(diff_id, layer)
+                staged_chains[chain] = True
                 staged.append(layer)
             refs = []
             for tag in entry.get("RepoTags") or []:

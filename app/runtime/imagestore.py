@@ -97,9 +97,11 @@ class ImageStore:
     def diff_dir(self, chain_id: str) -> str:
         return os.path.join(self.layer_dir(chain_id), "diff")
 
-    def stage_layer(self, tar_stream) -> StagedLayer:
+    def stage_layer(self, tar_stream, tar_file: str | None = None) -> StagedLayer:
         """Extract an uncompressed tar stream into staging, keeping the tar itself as a blob.
 
+        `tar_file` names a file (inside the store's tmp/) that holds exactly the stream's bytes, e.g. an
+        uncompressed layer unpacked from a `load` archive: it is moved into place instead of copied.
         Raises LayerError for bad content; nothing is left behind in that case.
         """
         work = tempfile.mkdtemp(dir=self.tmp)
@@ -107,10 +109,16 @@ class ImageStore:
         dir_tmp = os.path.join(work, "diff")
         os.mkdir(dir_tmp, 0o755)
         try:
-            with open(blob_tmp, "wb") as blob:
-                reader = DigestReader(tar_stream, copy_to=blob)
+            if tar_file is not None:
+                reader = DigestReader(tar_stream)
                 size = extract_layer(reader, dir_tmp)
                 reader.drain()
+                os.rename(tar_file, blob_tmp)
+            else:
+                with open(blob_tmp, "wb") as blob:
+                    reader = DigestReader(tar_stream, copy_to=blob)
+                    size = extract_layer(reader, dir_tmp)
+                    reader.drain()
             return StagedLayer(reader.digest(), size, reader.size, blob_tmp, dir_tmp)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)

@@ -179,6 +179,21 @@ def test_save_load_roundtrip_cli_and_docker_py(daemon, busybox, workdir):
     client.close()
 
 
+def test_save_load_two_images_sharing_a_layer(daemon, busybox, busybox_tar, workdir):
+    other = daemon.cli("import", "-c", "CMD [\"true\"]", busybox_tar, "other:1", check=True).stdout.strip()
+    archive = os.path.join(workdir, "two.tar")
+    daemon.cli("save", "-o", archive, "busybox", "other:1", check=True)
+    with tarfile.open(archive) as tar:
+        layer_blobs = {n for n in tar.getnames() if n.startswith("blobs/sha256/") and tar.getmember(n).size > 10**6}
+    assert len(layer_blobs) == 1                                  # the shared layer is written once
+    daemon.cli("rmi", "busybox", "other:1", check=True)
+    r = daemon.cli("load", "-i", archive, check=True)
+    assert sorted(r.stdout.splitlines()) == ["Loaded image: busybox:latest", "Loaded image: other:1"]
+    ids = daemon.cli("images", "-q", "--no-trunc", check=True).stdout.split()
+    assert sorted(ids) == sorted([busybox, other])
+    assert len(os.listdir(os.path.join(daemon.data_root, "image", "layers"))) == 1
+
+
 @pytest.mark.skipif(SKOPEO is None, reason="skopeo is not installed")
 def test_skopeo_reads_our_archives_and_we_load_skopeos(daemon, busybox, workdir):
     ours = os.path.join(workdir, "ours.tar")
