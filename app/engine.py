@@ -65,6 +65,8 @@ class Engine:
             from app.runtime.images import Images
             self.images = Images(self, os.path.join(self.data_root, "image"))
         except BaseException:
+            if getattr(self, "store", None) is not None:
+                self.store.close()
             os.close(self._lock_fd)
             raise
         self.started_ns = time.time_ns()

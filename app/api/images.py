@@ -13,8 +13,8 @@ from marshmallow import Schema, fields
 from app.api import current_engine
 from app.api.params import DockerBool, Filters, load_query
 from app.common.filters import labels_match
-from app.common.reference import ReferenceError, parse_reference, split_repo_tag
-from app.errors import InvalidParameter, NotFound, NotImplemented_
+from app.common.reference import split_repo_tag
+from app.errors import InvalidParameter, NotImplemented_
 from app.runtime import archive
 from app.runtime.layers import LayerError
 
@@ -181,11 +181,13 @@ def save_image(name):
     return _save([name])
 
 
+class LoadQuery(Schema):
+    quiet = DockerBool(load_default=False)
+
+
 @bp.post("/images/load")
 def load_images():
-    q = load_query(Schema.from_dict({"quiet": DockerBool(load_default=False)})(), request.args)
+    load_query(LoadQuery(), request.args)   # quiet=: progress bars are not sent either way
     lines = archive.load(_images(), _upload())
     return _jsonmessages([{"stream": line + "\n"} for line in lines])
 
-
-__all__ = ["bp", "NotFound", "ReferenceError", "parse_reference"]

@@ -16,9 +16,10 @@ import tarfile
 import tempfile
 
 from app.common.reference import ReferenceError, parse_reference
-from app.errors import InvalidParameter, NotFound
+from app.errors import InvalidParameter
 from app.events.model import NewEvent
 from app.runtime.imageconfig import canonical_json
+from app.runtime.imagestore import chain_ids
 from app.runtime.layers import LayerError, open_decompressed
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -240,7 +241,6 @@ def load(images, body) -> list[str]:
                 raise InvalidParameter(f"invalid manifest: {len(layers)} layers but the config lists "
                                        f"{len(diff_ids)} diff_ids")
             staged = []
-            from app.runtime.imagestore import chain_ids
             chains = chain_ids(diff_ids)
             for rel, diff_id, chain in zip(layers, diff_ids, chains):
                 path = os.path.realpath(os.path.join(root, rel))
@@ -304,5 +304,3 @@ def load(images, body) -> list[str]:
             images.store.discard(layer)
         shutil.rmtree(work, ignore_errors=True)
 
-
-__all__ = ["save", "load", "NotFound"]

@@ -16,7 +16,7 @@ from app.errors import Conflict, InvalidParameter, NotFound
 from app.events.model import NewEvent
 from app.runtime.imageconfig import apply_changes, canonical_json, empty_container_config
 from app.runtime.imagestore import ImageStore, chain_ids
-from app.runtime.layers import LayerError, open_decompressed
+from app.runtime.layers import open_decompressed
 from app.runtime import hostinfo
 
 
@@ -281,5 +281,3 @@ class Images:
             rows[0]["Tags"] = self.refs_of(row["id"]) or None
         return rows
 
-
-__all__ = ["Images", "LayerError", "rfc3339", "parse_created"]
