@@ -1,0 +1,243 @@
+"""The OCI runtime spec (runc's config.json) for a container: image config + create request → spec.
+
+Pure functions (the rootfs is only read, for /etc/passwd and /etc/group), so every rule here is unit
+tested without runc. Defaults follow Docker's (moby oci/defaults.go, daemon/oci_linux.go).
+"""
+from __future__ import annotations
+
+import os
+import resource
+
+from app.errors import InvalidParameter
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Docker's default capability set (moby oci/caps/defaults.go).
+DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+                "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+                "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+
+MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+                "/sys/devices/virtual/powercap"]
+READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+MIN_MEMORY = 6 * 1024 * 1024  # Docker: "Minimum memory limit allowed is 6MB"
+
+
+def default_mounts() -> list[dict]:
+    return [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["ro", "nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]},
+    ]
+
+
+# ------------------------------------------------------------------------------------------ users
+
+def _read_rootfs_file(rootfs: str, rel: str) -> list[str]:
+    """Lines of a file inside the rootfs, refusing symlinks (the image is untrusted input)."""
+    path = os.path.join(rootfs, rel.lstrip("/"))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return []
+    with os.fdopen(fd, errors="replace") as fh:
+        return fh.read().splitlines()
+
+
+def _entries(lines: list[str]) -> list[list[str]]:
+    return [line.split(":") for line in lines if line and not line.startswith("#") and line.count(":") >= 2]
+
+
+def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int]]:
+    """`name`, `uid`, `name:group`, `uid:gid` → (uid, gid, additional gids), as Docker resolves them."""
+    user = (user or "").strip()
+    if not user:
+        user = "0"
+    name, _, group = user.partition(":")
+    passwd = _entries(_read_rootfs_file(rootfs, "/etc/passwd"))
+    groups = _entries(_read_rootfs_file(rootfs, "/etc/group"))
+    entry = None
+    if name.isdigit():
+        uid = int(name)
+        entry = next((e for e in passwd if e[2] == name), None)
+    else:
+        entry = next((e for e in passwd if e[0] == name), None)
+        if entry is None:
+            raise InvalidParameter(f"unable to find user {name}: no matching entries in passwd file")
+        uid = int(entry[2])
+    gid = int(entry[3]) if entry is not None and len(entry) > 3 and entry[3].isdigit() else 0
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            match = next((g for g in groups if g[0] == group), None)
+            if match is None:
+                raise InvalidParameter(f"unable to find group {group}: no matching entries in group file")
+            gid = int(match[2])
+    login = entry[0] if entry is not None else None
+    extra = sorted({int(g[2]) for g in groups if login and len(g) > 3 and login in g[3].split(",")
+                    and g[2].isdigit() and int(g[2]) != gid})
+    return uid, gid, extra
+
+
+# ------------------------------------------------------------------------------------------ limits
+
+def resources_from(host_config: dict, ncpu: int | None = None) -> dict:
+    """linux.resources from Docker's HostConfig, with Docker's validation messages."""
+    ncpu = ncpu or os.cpu_count() or 1
+    out: dict = {}
+    memory = int(host_config.get("Memory") or 0)
+    swap = int(host_config.get("MemorySwap") or 0)
+    if memory < 0:
+        raise InvalidParameter("invalid memory limit: must be positive")
+    if memory:
+        if memory < MIN_MEMORY:
+            raise InvalidParameter("Minimum memory limit allowed is 6MB")
+        out.setdefault("memory", {})["limit"] = memory
+        if swap > 0:
+            if swap < memory:
+                raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
+            out["memory"]["swap"] = swap
+        elif swap == 0:
+            out["memory"]["swap"] = memory * 2      # Docker's default: swap equal to the memory limit
+        # swap == -1: unlimited swap, nothing to set
+    elif swap > 0:
+        raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit, see usage")
+    shares = int(host_config.get("CpuShares") or 0)
+    if shares < 0:
+        raise InvalidParameter("invalid CPU shares: must be positive")
+    if shares:
+        out.setdefault("cpu", {})["shares"] = max(shares, 2)
+    nano = int(host_config.get("NanoCpus") or 0)
+    if nano:
+        if nano < 10_000_000 or nano > ncpu * 1_000_000_000:
+            raise InvalidParameter(f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs "
+                                   "available")
+        out.setdefault("cpu", {}).update({"period": 100_000, "quota": nano * 100_000 // 1_000_000_000})
+    quota, period = int(host_config.get("CpuQuota") or 0), int(host_config.get("CpuPeriod") or 0)
+    if quota or period:
+        if nano:
+            raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set")
+        if period and not 1000 <= period <= 1_000_000:
+            raise InvalidParameter("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s "
+                                   "(i.e. 1000000)")
+        if quota and quota < 1000:
+            raise InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+        out.setdefault("cpu", {}).update({k: v for k, v in (("quota", quota), ("period", period)) if v})
+    pids = host_config.get("PidsLimit")
+    if pids is not None and int(pids) > 0:
+        out["pids"] = {"limit": int(pids)}
+    return out
+
+
+def clamped_rlimits(requested: list[dict]) -> list[dict]:
+    """Docker's --ulimit list as OCI rlimits, clamped to what this process may set (no
+    CAP_SYS_RESOURCE here: a higher hard limit makes runc fail, RUNTIME-FACTS Q4)."""
+    out = []
+    for item in requested or []:
+        name = str(item.get("Name", "")).upper()
+        resource_id = getattr(resource, f"RLIMIT_{name}", None)
+        if resource_id is None:
+            raise InvalidParameter(f"invalid ulimit type: {item.get('Name')}")
+        soft, hard = int(item.get("Soft", 0)), int(item.get("Hard", 0))
+        if soft > hard:
+            raise InvalidParameter(f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
+        _, host_hard = resource.getrlimit(resource_id)
+        if host_hard != resource.RLIM_INFINITY:
+            hard, soft = min(hard, host_hard), min(soft, host_hard)
+        out.append({"type": f"RLIMIT_{name}", "hard": hard, "soft": soft})
+    return out
+
+
+# ------------------------------------------------------------------------------------------ the spec
+
+def merge_env(image_env: list[str] | None, create_env: list[str] | None, hostname: str) -> list[str]:
+    """Image env, overridden by the create request's, with PATH and HOSTNAME as Docker adds them."""
+    merged: dict[str, str] = {}
+    for item in (image_env or []) + (create_env or []):
+        key, sep, value = item.partition("=")
+        if not key:
+            raise InvalidParameter(f"invalid environment variable: {item}")
+        merged[key] = value if sep else os.environ.get(key, "")
+    env = [f"{k}={v}" for k, v in merged.items()]
+    if "PATH" not in merged:
+        env.insert(0, f"PATH={DEFAULT_PATH}")
+    if "HOSTNAME" not in merged:
+        env.insert(1, f"HOSTNAME={hostname}")
+    return env
+
+
+def command_of(image_config: dict, config: dict) -> list[str]:
+    """Entrypoint + Cmd: the create request's entrypoint resets the image's Cmd, as in Docker."""
+    entrypoint = config.get("Entrypoint")
+    cmd = config.get("Cmd")
+    if entrypoint is None:
+        entrypoint = image_config.get("Entrypoint") or []
+        if cmd is None:
+            cmd = image_config.get("Cmd") or []
+    elif cmd is None:
+        cmd = []
+    if isinstance(entrypoint, str):
+        entrypoint = [entrypoint]
+    if isinstance(cmd, str):
+        cmd = ["/bin/sh", "-c", cmd]
+    args = list(entrypoint) + list(cmd)
+    if not args:
+        raise InvalidParameter("no command specified")
+    return args
+
+
+def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: dict, host_config: dict,
+               hostname: str, cgroups_path: str, netns_path: str | None, etc_files: dict[str, str]) -> dict:
+    """runc's config.json. `etc_files` maps /etc/hostname, /etc/hosts, /etc/resolv.conf to host files."""
+    user = config.get("User") or image_config.get("User") or ""
+    uid, gid, extra_gids = resolve_user(rootfs, user)
+    caps = [c for c in DEFAULT_CAPS]
+    for cap in host_config.get("CapAdd") or []:
+        name = cap.upper() if cap.upper().startswith("CAP_") else "CAP_" + cap.upper()
+        if name == "CAP_ALL":
+            continue
+        if name not in caps:
+            caps.append(name)
+    drops = {(c.upper() if c.upper().startswith("CAP_") else "CAP_" + c.upper()) for c in host_config.get("CapDrop") or []}
+    caps = [] if "CAP_ALL" in drops else [c for c in caps if c not in drops]
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    mode = host_config.get("NetworkMode") or "default"
+    if mode != "host":
+        namespaces.append({"type": "network", "path": netns_path} if netns_path else {"type": "network"})
+    mounts = default_mounts() + [
+        {"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}
+        for dest, src in sorted(etc_files.items())]
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": bool(config.get("Tty")),
+            "user": {"uid": uid, "gid": gid, **({"additionalGids": extra_gids} if extra_gids else {})},
+            "args": command_of(image_config, config),
+            "env": merge_env(image_config.get("Env"), config.get("Env"), hostname),
+            "cwd": config.get("WorkingDir") or image_config.get("WorkingDir") or "/",
+            "capabilities": {k: list(caps) for k in ("bounding", "effective", "permitted")},
+            "rlimits": clamped_rlimits(host_config.get("Ulimits")),
+            "noNewPrivileges": False,
+        },
+        "root": {"path": rootfs, "readonly": bool(host_config.get("ReadonlyRootfs"))},
+        "hostname": hostname,
+        "mounts": mounts,
+        "linux": {
+            "namespaces": namespaces,
+            "cgroupsPath": cgroups_path,
+            "resources": {"devices": [{"allow": False, "access": "rwm"}], **resources_from(host_config)},
+            "maskedPaths": list(MASKED_PATHS),
+            "readonlyPaths": list(READONLY_PATHS),
+        },
+    }
