@@ -11,7 +11,10 @@ trap 'rm -rf "$stage"' EXIT
 chmod 755 "$stage"
 mkdir -p "$stage"/{bin,etc,tmp,root,proc,sys,dev,var/spool/cron,usr/bin,usr/sbin,sbin,home}
 cp "$bb" "$stage/bin/busybox"
-"$stage/bin/busybox" --install -s "$stage/bin"          # symlinks -> /bin/busybox inside the image
+# one symlink per applet, at its usual path, pointing at /bin/busybox inside the image
+"$stage/bin/busybox" --list-full | while read -r applet; do
+  [ "$applet" = bin/busybox ] || ln -sf /bin/busybox "$stage/$applet"
+done
 printf 'root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nnobody:x:65534:65534:nobody:/home:/bin/false\n' > "$stage/etc/passwd"
 printf 'root:x:0:\ndaemon:x:1:\nnogroup:x:65534:\n' > "$stage/etc/group"
 chmod 1777 "$stage/tmp"

@@ -1,0 +1,86 @@
+"""runc, the execution driver, with berth's own `--root` state directory (so berth never sees or
+disturbs other engines' containers)."""
+from __future__ import annotations
+
+import json
+import os
+import signal as signals
+import subprocess
+
+from app.errors import BerthError, InvalidParameter
+
+
+class RuncError(BerthError):
+    status = 500
+
+
+def parse_signal(value: str | int) -> int:
+    """`TERM`, `SIGTERM`, `sigkill`, `9` → a signal number; Docker's message otherwise."""
+    text = str(value).strip()
+    if text.isdigit():
+        number = int(text)
+        if 0 < number < signals.NSIG:
+            return number
+    else:
+        name = text.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        number = getattr(signals.Signals, name, None) if name in signals.Signals.__members__ else None
+        if number is not None:
+            return int(number)
+    raise InvalidParameter(f"Invalid signal: {value}")
+
+
+class Runc:
+    def __init__(self, binary: str, root: str):
+        self.binary = binary
+        self.root = root
+        os.makedirs(root, mode=0o700, exist_ok=True)
+
+    def argv(self, *args: str) -> list[str]:
+        return [self.binary, "--root", self.root, *args]
+
+    def _run(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+        result = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise RuncError(_message(result.stderr) or f"runc {args[0]} failed with {result.returncode}")
+        return result
+
+    def state(self, container_id: str) -> dict | None:
+        """runc's state (status created/running/paused/stopped, pid), or None if runc does not know it."""
+        result = self._run("state", container_id, check=False)
+        if result.returncode != 0:
+            return None
+        return json.loads(result.stdout)
+
+    def list(self) -> list[dict]:
+        result = self._run("list", "--format", "json", check=False)
+        return json.loads(result.stdout or "null") or []
+
+    def kill(self, container_id: str, signal: int, all_processes: bool = False) -> None:
+        args = ["kill"] + (["--all"] if all_processes else []) + [container_id, str(signal)]
+        self._run(*args)
+
+    def pause(self, container_id: str) -> None:
+        self._run("pause", container_id)
+
+    def resume(self, container_id: str) -> None:
+        self._run("resume", container_id)
+
+    def pids(self, container_id: str) -> list[int]:
+        return json.loads(self._run("ps", "--format", "json", container_id).stdout or "[]")
+
+    def delete(self, container_id: str, force: bool = False) -> None:
+        result = self._run("delete", *(["--force"] if force else []), container_id, check=False)
+        if result.returncode != 0 and "does not exist" not in result.stderr and "not exist" not in result.stderr:
+            raise RuncError(_message(result.stderr))
+
+
+def _message(stderr: str) -> str:
+    """runc logs JSON-ish lines (`time=… level=error msg="…"`); keep the message."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    last = lines[-1]
+    if 'msg="' in last:
+        return last.split('msg="', 1)[1].rsplit('"', 1)[0].replace('\\"', '"')
+    return last
