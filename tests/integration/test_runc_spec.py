@@ -35,7 +35,7 @@ def run_container(workdir, layers, config, host_config=None, timeout=30):
     cdir = os.path.join(workdir, "containers", cid)
     os.makedirs(cdir)
     etc = {}
-    for name, text in (("hostname", cid[:12] + "\n"), ("hosts", f"127.0.0.1\tlocalhost\n::1\tlocalhost\n"),
+    for name, text in (("hostname", cid[:12] + "\n"), ("hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost\n"),
                        ("resolv.conf", "nameserver 127.0.0.1\n")):
         path = os.path.join(cdir, name)
         with open(path, "w") as fh:
