@@ -49,13 +49,20 @@ def leftover_network() -> list[str]:
 
 
 def leftover_cgroups() -> list[str]:
+    """Test cgroup parents (berth-test-*) must be gone; berth's own parent may stay, but empty."""
     found = []
     root = "/sys/fs/cgroup"
     if os.path.isdir(root):
         for controller in os.listdir(root):
-            path = os.path.join(root, controller, "berth")
-            if os.path.isdir(path) and any(os.path.isdir(os.path.join(path, d)) for d in os.listdir(path)):
-                found.append(f"cgroup: {path} has children")
+            base = os.path.join(root, controller)
+            if not os.path.isdir(base):
+                continue
+            for name in os.listdir(base):
+                path = os.path.join(base, name)
+                if name.startswith("berth-test"):
+                    found.append(f"cgroup: {path}")
+                elif name == "berth" and any(os.path.isdir(os.path.join(path, d)) for d in os.listdir(path)):
+                    found.append(f"cgroup: {path} has children")
     return found
 
 

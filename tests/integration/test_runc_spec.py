@@ -30,8 +30,17 @@ def image_layers(workdir, busybox_tar):
         engine.close()
 
 
+def _remove_cgroup_parent(name: str) -> None:
+    """runc delete removes a container's cgroups but not their parent (conmon-runc-notes §9)."""
+    for controller in os.listdir("/sys/fs/cgroup"):
+        path = os.path.join("/sys/fs/cgroup", controller, name)
+        if os.path.isdir(path):
+            os.rmdir(path)
+
+
 def run_container(workdir, layers, config, host_config=None, timeout=30):
     cid = uuid.uuid4().hex + uuid.uuid4().hex
+    cgroup_parent = "berth-test-" + os.path.basename(workdir)
     cdir = os.path.join(workdir, "containers", cid)
     os.makedirs(cdir)
     etc = {}
@@ -45,7 +54,7 @@ def run_container(workdir, layers, config, host_config=None, timeout=30):
     rootfs = mount_rootfs(cdir, layers)
     try:
         spec = build_spec(rootfs=rootfs, container_id=cid, image_config={"Cmd": ["/bin/sh"]}, config=config,
-                          host_config=host_config or {}, hostname=cid[:12], cgroups_path=f"/berth/{cid}",
+                          host_config=host_config or {}, hostname=cid[:12], cgroups_path=f"/{cgroup_parent}/{cid}",
                           netns_path=None, etc_files=etc)
         with open(os.path.join(cdir, "config.json"), "w") as fh:
             json.dump(spec, fh)
@@ -55,6 +64,7 @@ def run_container(workdir, layers, config, host_config=None, timeout=30):
     finally:
         runc.delete(cid, force=True)
         unmount_rootfs(cdir)
+        _remove_cgroup_parent(cgroup_parent)
 
 
 def test_busybox_runs_isolated_as_the_requested_user(workdir, image_layers):
