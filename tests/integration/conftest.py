@@ -165,3 +165,18 @@ def busybox(daemon, busybox_tar):
     """The daemon with busybox:latest imported; returns the image ID."""
     r = daemon.cli("import", busybox_tar, "busybox:latest", check=True)
     return r.stdout.strip()
+
+
+@pytest.fixture
+def image_layers(workdir, busybox_tar):
+    """busybox imported into a store of its own; its layer dirs, bottom first (overlay lowerdirs)."""
+    from app.config import Config
+    from app.engine import Engine
+    engine = Engine(Config(data_root=os.path.join(workdir, "root")))
+    try:
+        with open(busybox_tar, "rb") as fh:
+            image_id = engine.images.import_tar(fh, "-", "busybox", None, "", [])
+        row, _ = engine.images.resolve(image_id)
+        yield [engine.images.store.diff_dir(c) for c in engine.images.chains(row)]
+    finally:
+        engine.close()

@@ -1,0 +1,155 @@
+"""The per-container monitor: conmon (Debian's, as Podman and CRI-O use it) supervises each container,
+so its stdio, log and exit code do not depend on the daemon staying alive.
+
+The protocol and file layout were verified on this machine; docs/conmon-runc-notes.md has the facts.
+conmon runs `runc create`, reports the container pid on a sync pipe, then waits; berth runs
+`runc start`. At exit conmon writes the code to <exits>/<id> (and an `oom` marker on a memcg OOM).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from dataclasses import dataclass
+
+from app.runtime.runc import Runc, RuncError
+
+
+@dataclass
+class ContainerFiles:
+    bundle: str                 # config.json + rootfs
+    userdata: str               # conmon's cwd and persist dir: pidfiles, log, oom marker
+    exit_file: str
+    socket_link: str            # short path to the bundle, for the attach socket (sun_path is 108 bytes)
+
+    @property
+    def log(self) -> str:
+        return os.path.join(self.userdata, "ctr.log")
+
+    @property
+    def attach_socket(self) -> str:
+        return os.path.join(self.socket_link, "attach")
+
+
+class Monitor:
+    def __init__(self, conmon: str, runc: Runc, exits_dir: str, sockets_dir: str):
+        self.conmon = conmon
+        self.runc = runc
+        self.exits_dir = exits_dir
+        self.sockets_dir = sockets_dir
+        os.makedirs(exits_dir, mode=0o700, exist_ok=True)
+        os.makedirs(sockets_dir, mode=0o700, exist_ok=True)
+
+    def files(self, container_id: str, bundle: str) -> ContainerFiles:
+        return ContainerFiles(bundle=bundle, userdata=os.path.join(bundle, "userdata"),
+                              exit_file=os.path.join(self.exits_dir, container_id),
+                              socket_link=os.path.join(self.sockets_dir, container_id))
+
+    def create(self, container_id: str, bundle: str, name: str, stdin: bool = False, tty: bool = False,
+               log_size_max: int | None = None) -> int:
+        """`runc create` under a new conmon; returns the container's pid. RuncError carries runc's message."""
+        f = self.files(container_id, bundle)
+        os.makedirs(f.userdata, mode=0o700, exist_ok=True)
+        argv = [self.conmon, "--api-version", "1", "-c", container_id, "-u", container_id, "-n", name,
+                "-r", self.runc.binary, "-b", bundle, "-p", os.path.join(f.userdata, "pidfile"),
+                "--conmon-pidfile", os.path.join(f.userdata, "conmon.pid"), "--exit-dir", self.exits_dir,
+                "--persist-dir", f.userdata, "--socket-dir-path", self.sockets_dir, "-l", f"k8s-file:{f.log}",
+                "--runtime-arg", "--root", "--runtime-arg", self.runc.root, "--no-new-keyring"]
+        if tty:
+            argv.append("-t")
+        elif stdin:
+            argv.append("-i")
+        if log_size_max:
+            argv += ["--log-size-max", str(log_size_max)]
+        sync_parent, sync_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        start_child, start_parent = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = dict(os.environ, _OCI_SYNCPIPE=str(sync_child.fileno()), _OCI_STARTPIPE=str(start_child.fileno()))
+        try:
+            with open(os.path.join(f.userdata, "conmon.err"), "wb") as err:
+                proc = subprocess.Popen(argv, env=env, cwd=f.userdata, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+                                        pass_fds=(sync_child.fileno(), start_child.fileno()))
+            sync_child.close()
+            start_child.close()
+            start_parent.send(b"\0")        # conmon waits for this before it forks away
+            start_parent.close()
+            proc.wait()                     # the first conmon process exits once the monitor is forked
+            sync_parent.settimeout(60)
+            raw = sync_parent.recv(65536)
+        finally:
+            for s in (sync_parent, sync_child, start_parent, start_child):
+                s.close()
+        if not raw:
+            raise RuncError(f"conmon failed to create container: {self._conmon_error(f)}")
+        message = json.loads(raw.decode().splitlines()[0])
+        pid = int(message.get("data", -1))
+        if pid <= 0:
+            self.cleanup(container_id, bundle)
+            raise RuncError(_runtime_message(message.get("message", "")))
+        return pid
+
+    def _conmon_error(self, f: ContainerFiles) -> str:
+        try:
+            with open(os.path.join(f.userdata, "conmon.err"), errors="replace") as fh:
+                return fh.read().strip() or "no message"
+        except FileNotFoundError:
+            return "no message"
+
+    def start(self, container_id: str) -> None:
+        self.runc._run("start", container_id)
+
+    def exit_code(self, container_id: str) -> int | None:
+        """The code conmon recorded, or None while the container runs (or if it never started)."""
+        try:
+            with open(os.path.join(self.exits_dir, container_id)) as fh:
+                text = fh.read().strip()
+        except FileNotFoundError:
+            return None
+        return int(text) if text.lstrip("-").isdigit() else 255
+
+    def oom_killed(self, container_id: str, bundle: str) -> bool:
+        return os.path.exists(os.path.join(self.files(container_id, bundle).userdata, "oom"))
+
+    def conmon_pid(self, container_id: str, bundle: str) -> int | None:
+        try:
+            with open(os.path.join(self.files(container_id, bundle).userdata, "conmon.pid")) as fh:
+                pid = int(fh.read().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def cleanup(self, container_id: str, bundle: str) -> None:
+        """Forget a finished container's monitor files (conmon never removes them)."""
+        f = self.files(container_id, bundle)
+        for path in (f.exit_file, f.socket_link):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie, waiting for whoever reaps orphans, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _runtime_message(text: str) -> str:
+    """runc's create error, worded the way the docker CLI maps to exit codes 126/127."""
+    text = text.strip()
+    if text.startswith("runc create failed: "):
+        text = text[len("runc create failed: "):]
+    return f"failed to create task for container: {text}" if text else "failed to create task for container"
+
+
+def parse_log_line(line: bytes) -> tuple[str, str, bool, bytes] | None:
+    """One k8s-file record `<RFC3339Nano> <stdout|stderr> <F|P> <data>` → (time, stream, partial, data)."""
+    parts = line.rstrip(b"\n").split(b" ", 3)
+    if len(parts) < 3 or parts[1] not in (b"stdout", b"stderr") or parts[2] not in (b"F", b"P"):
+        return None
+    data = parts[3] if len(parts) == 4 else b""
+    return parts[0].decode(), parts[1].decode(), parts[2] == b"P", data

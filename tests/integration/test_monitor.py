@@ -1,0 +1,116 @@
+"""conmon as the per-container monitor, with the real runc: exit codes, logs, OOM, and containers that
+outlive the process that started them."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from app.runtime.monitor import Monitor, parse_log_line
+from app.runtime.runc import Runc, RuncError
+from tests.integration.bundles import bundle
+from tests.integration.conftest import ROOT
+
+RUNC, CONMON = shutil.which("runc"), shutil.which("conmon")
+pytestmark = pytest.mark.skipif(not (RUNC and CONMON), reason="runc and conmon are needed")
+
+
+@pytest.fixture
+def monitor(workdir):
+    return Monitor(CONMON, Runc(RUNC, os.path.join(workdir, "runc")), os.path.join(workdir, "exits"),
+                   os.path.join(workdir, "s"))
+
+
+def wait_exit(monitor, cid, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = monitor.exit_code(cid)
+        if code is not None:
+            return code
+        time.sleep(0.02)
+    raise AssertionError("no exit file")
+
+
+def finish(monitor, cid, cdir):
+    monitor.runc.delete(cid, force=True)
+    deadline = time.monotonic() + 10
+    while monitor.conmon_pid(cid, cdir) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    monitor.cleanup(cid, cdir)
+
+
+def log_records(monitor, cid, cdir):
+    with open(monitor.files(cid, cdir).log, "rb") as fh:
+        return [parse_log_line(line)[1:] for line in fh]
+
+
+def test_exit_code_and_logs(monitor, workdir, image_layers):
+    with bundle(workdir, image_layers, {"Cmd": ["sh", "-c", "echo out; echo err >&2; printf part; exit 7"]}) as (cid, cdir):
+        try:
+            pid = monitor.create(cid, cdir, "t1")
+            assert pid > 0 and monitor.runc.state(cid)["status"] == "created"
+            assert monitor.conmon_pid(cid, cdir)
+            monitor.start(cid)
+            assert wait_exit(monitor, cid) == 7
+            records = log_records(monitor, cid, cdir)   # stdout and stderr are separate pipes: order per stream
+            assert [r for r in records if r[0] == "stdout"] == [("stdout", False, b"out"), ("stdout", True, b"part")]
+            assert [r for r in records if r[0] == "stderr"] == [("stderr", False, b"err")]
+            assert not monitor.oom_killed(cid, cdir)
+        finally:
+            finish(monitor, cid, cdir)
+    assert not os.path.exists(os.path.join(workdir, "exits", cid))
+
+
+def test_create_failure_is_reported_and_leaves_no_monitor(monitor, workdir, image_layers):
+    with bundle(workdir, image_layers, {"Cmd": ["/no/such/binary"]}) as (cid, cdir):
+        try:
+            with pytest.raises(RuncError) as err:
+                monitor.create(cid, cdir, "t2")
+            assert "no such file or directory" in str(err.value)
+            assert monitor.conmon_pid(cid, cdir) is None
+        finally:
+            finish(monitor, cid, cdir)
+
+
+def test_container_outlives_the_process_that_started_it(monitor, workdir, image_layers):
+    with bundle(workdir, image_layers, {"Cmd": ["sh", "-c", "sleep 1; echo done; exit 5"]}) as (cid, cdir):
+        starter = ("import sys\nfrom app.runtime.monitor import Monitor\nfrom app.runtime.runc import Runc\n"
+                   f"m = Monitor({CONMON!r}, Runc({RUNC!r}, {monitor.runc.root!r}), {monitor.exits_dir!r}, "
+                   f"{monitor.sockets_dir!r})\n"
+                   f"m.create({cid!r}, {cdir!r}, 't3'); m.start({cid!r})\n"
+                   "print('started', flush=True)\nimport time; time.sleep(60)\n")
+        proc = subprocess.Popen([sys.executable, "-c", starter], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().strip() == "started"
+            os.kill(proc.pid, signal.SIGKILL)                  # the "daemon" dies …
+            proc.wait()
+            assert monitor.runc.state(cid)["status"] == "running"   # … the container does not
+            assert wait_exit(monitor, cid) == 5                # and its exit code is still recorded
+            assert ("stdout", False, b"done") in log_records(monitor, cid, cdir)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            finish(monitor, cid, cdir)
+
+
+def test_oom_kill_is_recorded(monitor, workdir, image_layers):
+    cfg = {"Cmd": ["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"]}
+    with bundle(workdir, image_layers, cfg, {"Memory": 32 << 20, "MemorySwap": 32 << 20}) as (cid, cdir):
+        try:
+            monitor.create(cid, cdir, "t4")
+            monitor.start(cid)
+            assert wait_exit(monitor, cid) == 137
+            assert monitor.oom_killed(cid, cdir)
+        finally:
+            finish(monitor, cid, cdir)
+
+
+def test_parse_log_line():
+    assert parse_log_line(b"2026-11-27T19:32:45.848546768+00:00 stdout F hello world\n") == \
+        ("2026-11-27T19:32:45.848546768+00:00", "stdout", False, b"hello world")
+    assert parse_log_line(b"2026-11-27T19:32:45.8+00:00 stderr P \n")[1:] == ("stderr", True, b"")
+    assert parse_log_line(b"garbage") is None
