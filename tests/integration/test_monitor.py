@@ -3,12 +3,14 @@ outlive the process that started them."""
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
 
 import pytest
 
+from app.runtime.logs import messages, render, select
 from app.runtime.monitor import Monitor, parse_log_line
 from app.runtime.runc import Runc, RuncError
 from tests.integration.bundles import bundle
@@ -58,6 +60,14 @@ def test_exit_code_and_logs(monitor, workdir, image_layers):
             records = log_records(monitor, cid, cdir)   # stdout and stderr are separate pipes: order per stream
             assert [r for r in records if r[0] == "stdout"] == [("stdout", False, b"out"), ("stdout", True, b"part")]
             assert [r for r in records if r[0] == "stderr"] == [("stderr", False, b"err")]
+            with open(monitor.files(cid, cdir).log, "rb") as fh:        # as `docker logs` will serve it
+                served = b"".join(render(m, timestamps=False, tty=False) for m in select(messages(fh)))
+            frames, pos = [], 0
+            while pos < len(served):
+                stream, size = struct.unpack(">BxxxL", served[pos:pos + 8])
+                frames.append((stream, served[pos + 8:pos + 8 + size]))
+                pos += 8 + size
+            assert sorted(frames) == [(1, b"out\n"), (1, b"part"), (2, b"err\n")]
             assert not monitor.oom_killed(cid, cdir)
         finally:
             finish(monitor, cid, cdir)
