@@ -13,6 +13,7 @@ class Config:
     hosts: list[str] = field(default_factory=lambda: [DEFAULT_HOST])
     pidfile: str | None = None
     runtime: str = "runc"
+    cgroup_parent: str = "berth"  # containers' cgroups go under /<parent>/<id>
     threads: int = 64          # bounded worker pool per listener
     debug: bool = False
 

@@ -64,6 +64,8 @@ class Engine:
             self.store = EventStore(os.path.join(self.data_root, "berth.db"), all_projectors())
             from app.runtime.images import Images
             self.images = Images(self, os.path.join(self.data_root, "image"))
+            from app.runtime.containers import Containers
+            self.containers = Containers(self, config.runtime, None)
         except BaseException:
             if getattr(self, "store", None) is not None:
                 self.store.close()
@@ -96,5 +98,6 @@ class Engine:
 
     def close(self) -> None:
         self.begin_shutdown()
+        self.containers.close()
         self.store.close()
         os.close(self._lock_fd)

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, fields
 
 from app.api import current_engine
-from app.api.params import DockerBool, Filters, load_query
+from app.api.params import DockerBool, Filters, Timestamp, load_query
+from app.errors import InvalidParameter, NotFound
 from app.common.filters import labels_match
 from app.common.humanize import human_duration
 
@@ -55,7 +57,6 @@ def list_containers():
     f = q["filters"]
     bad = f.get("status", set()) - STATUSES
     if bad:
-        from app.errors import InvalidParameter
         raise InvalidParameter(f"invalid filter 'status={sorted(bad)[0]}'")
     store = current_engine().store
     sql = "SELECT * FROM containers"
@@ -81,3 +82,188 @@ def list_containers():
         if 0 < q["limit"] <= len(out):
             break
     return jsonify(out)
+
+
+# ------------------------------------------------------------------------------------------ lifecycle
+
+def _containers():
+    return current_engine().containers
+
+
+@bp.post("/containers/create")
+def create_container():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidParameter("invalid JSON body: a container config object is required")
+    name = request.args.get("name") or None
+    cid = _containers().create(body, name)
+    return jsonify({"Id": cid, "Warnings": []}), 201
+
+
+@bp.post("/containers/<ref>/start")
+def start_container(ref):
+    _containers().start(ref)
+    return Response(status=204)
+
+
+class StopQuery(Schema):
+    t = fields.Integer(load_default=None)
+    signal = fields.String(load_default=None)
+
+
+@bp.post("/containers/<ref>/stop")
+def stop_container(ref):
+    q = load_query(StopQuery(), request.args)
+    _containers().stop(ref, q["t"], q["signal"])
+    return Response(status=204)
+
+
+@bp.post("/containers/<ref>/kill")
+def kill_container(ref):
+    _containers().kill(ref, request.args.get("signal") or "KILL")
+    return Response(status=204)
+
+
+@bp.post("/containers/<ref>/wait")
+def wait_container(ref):
+    containers = _containers()
+    row = containers.resolve(ref)
+    condition = request.args.get("condition") or "not-running"
+    if condition not in ("not-running", "next-exit", "removed"):
+        raise InvalidParameter(f"invalid condition: {condition}")
+    cid = row["id"]
+
+    def body():
+        yield b""   # the head goes out now: `docker run` calls /start only after seeing it
+        if condition == "next-exit" and row["state"] not in ("running", "paused"):
+            # wait for a start and then its exit
+            while containers._q("SELECT state FROM containers WHERE id=?", (cid,)) and \
+                    containers._q("SELECT state FROM containers WHERE id=?", (cid,))[0][0] not in ("running", "paused"):
+                time.sleep(0.02)
+        containers.wait_exit(cid, None)
+        if condition == "removed":
+            while containers._q("SELECT 1 FROM containers WHERE id=?", (cid,)):
+                with containers.lock:
+                    containers.exited.wait(0.2)
+        rows = containers._q("SELECT exit_code FROM containers WHERE id=?", (cid,))
+        code = rows[0][0] if rows else row["exit_code"]
+        if not rows and condition == "removed":
+            code = _last_exit_code(cid)
+        yield json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n"
+
+    return Response(body(), mimetype="application/json")
+
+
+def _last_exit_code(cid: str) -> int:
+    for ev in reversed(current_engine().store.read(0, types=["container"], actions=["die"], limit=10**6)):
+        if ev.actor_id == cid:
+            return int(ev.attributes.get("exitCode", "0"))
+    return 0
+
+
+class RemoveQuery(Schema):
+    force = DockerBool(load_default=False)
+    v = DockerBool(load_default=False)
+    link = DockerBool(load_default=False)
+
+
+@bp.delete("/containers/<ref>")
+def remove_container(ref):
+    q = load_query(RemoveQuery(), request.args)
+    _containers().remove(ref, q["force"])
+    return Response(status=204)
+
+
+def _rfc3339(ns: int) -> str:
+    if not ns:
+        return "0001-01-01T00:00:00Z"
+    from app.runtime.logs import rfc3339_nano_utc
+    return rfc3339_nano_utc(ns)
+
+
+@bp.get("/containers/<ref>/json")
+def inspect_container(ref):
+    containers = _containers()
+    row = containers.resolve(ref)
+    config, host_config = json.loads(row["config"]), json.loads(row["host_config"])
+    images = current_engine().images
+    try:
+        image_cfg = images.config(images.resolve(row["image_id"])[0]).get("config") or {}
+    except NotFound:
+        image_cfg = {}
+    from app.runtime.ocispec import command_of
+    args = command_of(image_cfg, config)
+    state = row["state"]
+    bundle = containers.bundle(row["id"])
+    merged = {**image_cfg, **{k: v for k, v in config.items() if v not in (None, "", [], {})}}
+    merged.update({"Image": row["image"], "Labels": json.loads(row["labels"]),
+                   "Hostname": config.get("Hostname") or row["id"][:12], "Tty": bool(config.get("Tty")),
+                   "OpenStdin": bool(config.get("OpenStdin")), "Cmd": config.get("Cmd") or image_cfg.get("Cmd"),
+                   "Entrypoint": config.get("Entrypoint") or image_cfg.get("Entrypoint")})
+    return jsonify({
+        "Id": row["id"], "Created": _rfc3339(row["created_nano"]), "Path": args[0], "Args": args[1:],
+        "State": {"Status": state, "Running": state in ("running", "paused"), "Paused": state == "paused",
+                  "Restarting": state == "restarting", "OOMKilled": bool(row["oom_killed"]), "Dead": state == "dead",
+                  "Pid": row["pid"] if state in ("running", "paused") else 0, "ExitCode": row["exit_code"],
+                  "Error": "", "StartedAt": _rfc3339(row["started_nano"]),
+                  "FinishedAt": _rfc3339(row["finished_nano"])},
+        "Image": row["image_id"], "ResolvConfPath": os.path.join(bundle, "resolv.conf"),
+        "HostnamePath": os.path.join(bundle, "hostname"), "HostsPath": os.path.join(bundle, "hosts"),
+        "LogPath": os.path.join(bundle, "userdata", "ctr.log"), "Name": "/" + row["name"],
+        "RestartCount": row["restart_count"], "Driver": "overlay2", "Platform": "linux", "MountLabel": "",
+        "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
+        "HostConfig": {"NetworkMode": "default", "LogConfig": {"Type": "json-file", "Config": {}},
+                       "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": False,
+                       "Binds": None, "PortBindings": {}, **host_config},
+        "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": os.path.join(bundle, "upper"),
+                                                     "WorkDir": os.path.join(bundle, "work"),
+                                                     "MergedDir": os.path.join(bundle, "rootfs")}},
+        "Mounts": [], "Config": merged,
+        "NetworkSettings": {"Networks": {}, "Ports": {}, "IPAddress": "", "Gateway": "", "MacAddress": ""},
+    })
+
+
+class LogsQuery(Schema):
+    stdout = DockerBool(load_default=False)
+    stderr = DockerBool(load_default=False)
+    follow = DockerBool(load_default=False)
+    timestamps = DockerBool(load_default=False)
+    since = Timestamp(load_default=None)
+    until = Timestamp(load_default=None)
+    tail = fields.String(load_default="all")
+
+
+@bp.get("/containers/<ref>/logs")
+def container_logs(ref):
+    from app.runtime.logs import messages, render, select
+    q = load_query(LogsQuery(), request.args)
+    if not q["stdout"] and not q["stderr"]:
+        raise InvalidParameter("Bad parameters: you must choose at least one stream")
+    tail = -1 if q["tail"] in ("all", "", None) else (int(q["tail"]) if q["tail"].lstrip("-").isdigit() else -1)
+    containers = _containers()
+    row = containers.resolve(ref)
+    cid = row["id"]
+    tty = bool(json.loads(row["config"]).get("Tty"))
+    streams = tuple(s for s in ("stdout", "stderr") if q[s])
+    path = containers.monitor.files(cid, containers.bundle(cid)).log
+
+    def body():
+        yield b""
+        try:
+            fh = open(path, "rb")
+        except FileNotFoundError:
+            return
+        with fh:
+            for msg in select(messages(fh), q["since"] or 0, q["until"] or 0, tail, streams):
+                yield render(msg, q["timestamps"], tty)
+            while q["follow"]:
+                running = containers._q("SELECT state FROM containers WHERE id=?", (cid,))
+                lines = fh.readlines()
+                for msg in select(messages(lines), q["since"] or 0, q["until"] or 0, -1, streams):
+                    yield render(msg, q["timestamps"], tty)
+                if not running or running[0][0] not in ("running", "paused"):
+                    return
+                time.sleep(0.1)
+
+    media = "application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream"
+    return Response(body(), mimetype=media)

@@ -15,6 +15,7 @@ def register(sub) -> None:
     d.add_argument("--data-root", default=DEFAULT_DATA_ROOT, help="where berth keeps its state (default %(default)s)")
     d.add_argument("-p", "--pidfile", default=None, help="write the daemon's pid to this file")
     d.add_argument("--runtime", default="runc", help="path of the OCI runtime binary (default %(default)s)")
+    d.add_argument("--cgroup-parent", default="berth", help="parent cgroup of containers (default %(default)s)")
     d.add_argument("--threads", type=int, default=64, help="worker threads per listener (default %(default)s)")
     d.add_argument("-D", "--debug", action="store_true", help="debug logging")
     d.set_defaults(func=cmd_daemon, needs_client=False)
@@ -33,7 +34,8 @@ def cmd_daemon(args) -> int:
         print("berth daemon: --threads must be at least 1", file=sys.stderr)
         return 1
     config = Config(data_root=args.data_root, hosts=args.daemon_hosts or [DEFAULT_HOST], pidfile=args.pidfile,
-                    runtime=args.runtime, threads=args.threads, debug=args.debug)
+                    runtime=args.runtime, threads=args.threads, debug=args.debug,
+                    cgroup_parent=args.cgroup_parent)
     return run(config)
 
 

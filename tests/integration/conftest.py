@@ -45,7 +45,8 @@ class Daemon:
         self.proc: subprocess.Popen | None = None
 
     def command(self, *extra: str, hosts: list[str] | None = None) -> list[str]:
-        cmd = [sys.executable, CLI, "daemon", "--data-root", self.data_root, "--pidfile", self.pidfile]
+        cmd = [sys.executable, CLI, "daemon", "--data-root", self.data_root, "--pidfile", self.pidfile,
+               "--cgroup-parent", "berth-test-" + uuid.uuid5(uuid.NAMESPACE_URL, self.base).hex[:12]]
         for h in hosts or [self.host]:
             cmd += ["-H", h]
         return cmd + list(extra)
@@ -124,10 +125,23 @@ def make_daemon(workdir):
             d.proc.wait()
 
 
+def remove_all_containers(d: Daemon) -> None:
+    """Tests leave no container behind: force-remove whatever a test created."""
+    import docker
+    client = docker.APIClient(base_url=d.host, version="1.45", timeout=60)
+    try:
+        for c in client.containers(all=True):
+            client.remove_container(c["Id"], force=True)
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def daemon(make_daemon):
     d = make_daemon().start()
     yield d
+    if d.proc.poll() is None:
+        remove_all_containers(d)
     d.stop()
 
 

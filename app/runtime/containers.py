@@ -1,0 +1,299 @@
+"""Container lifecycle: create, start, stop, kill, wait, remove, and exits observed from conmon.
+
+The containers projection is the state; every change is an appended event. Runtime facts (an exit
+file appeared, conmon vanished while the daemon was down) enter as events too, from `reconcile`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import threading
+import time
+
+from app.errors import Conflict, InvalidParameter, NotFound, NotModified
+from app.events.model import NewEvent
+from app.runtime.monitor import Monitor
+from app.runtime.ocispec import build_spec, command_of, resources_from
+from app.runtime.overlay import mount_rootfs, unmount_rootfs
+from app.runtime.runc import Runc, RuncError, parse_signal
+
+NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_ADJECTIVES = ["brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry", "quiet", "sharp",
+               "tender", "vivid", "witty", "zen"]
+_NAMES = ["hopper", "lovelace", "turing", "curie", "knuth", "ritchie", "thompson", "liskov", "hamilton",
+          "shannon", "dijkstra", "goldberg", "perlman", "wozniak", "babbage"]
+WATCH_SECONDS = 0.05
+
+
+class Containers:
+    def __init__(self, engine, runtime: str, conmon: str | None):
+        self.engine = engine
+        root = engine.data_root
+        self.dir = os.path.join(root, "containers")
+        os.makedirs(self.dir, mode=0o711, exist_ok=True)
+        self.runc = Runc(shutil.which(runtime) or runtime, os.path.join(root, "runc"))
+        self.monitor = Monitor(conmon or shutil.which("conmon") or "conmon", self.runc,
+                               os.path.join(root, "exits"), os.path.join(root, "s"))
+        self.cgroup_parent = engine.config.cgroup_parent
+        self.lock = threading.RLock()
+        self.exited = threading.Condition(self.lock)
+        self._stop = threading.Event()
+        self.reconcile()
+        self._watcher = threading.Thread(target=self._watch, name="exit-watcher", daemon=True)
+        self._watcher.start()
+
+    # ------------------------------------------------------------------------------ lookups
+
+    def _q(self, sql, params=()):
+        return self.engine.store.query(sql, params)
+
+    def resolve(self, ref: str) -> dict:
+        """Full ID, name (with or without "/"), or a unique ID prefix; Docker's NotFound otherwise."""
+        name = ref.lstrip("/")
+        rows = self._q("SELECT * FROM containers WHERE id=? OR name=?", (ref, name))
+        if not rows and ref and re.fullmatch(r"[0-9a-f]+", ref):
+            rows = self._q("SELECT * FROM containers WHERE id LIKE ?", (ref + "%",))
+            if len(rows) > 1:
+                raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
+        if not rows:
+            raise NotFound(f"No such container: {ref}")
+        return dict(rows[0])
+
+    def bundle(self, cid: str) -> str:
+        return os.path.join(self.dir, cid)
+
+    # ------------------------------------------------------------------------------ create
+
+    def _name(self, requested: str | None) -> str:
+        if requested:
+            if not NAME_RE.match(requested):
+                raise InvalidParameter(f"Invalid container name ({requested}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are "
+                                       "allowed")
+            name = requested.lstrip("/")
+            taken = self._q("SELECT id FROM containers WHERE name=?", (name,))
+            if taken:
+                raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                               f'"{taken[0][0]}". You have to remove (or rename) that container to be able to '
+                               "reuse that name.")
+            return name
+        for _ in range(100):
+            name = f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}"
+            if not self._q("SELECT 1 FROM containers WHERE name=?", (name,)):
+                return name
+        return f"{random.choice(_ADJECTIVES)}_{secrets.token_hex(4)}"
+
+    def create(self, body: dict, name: str | None) -> str:
+        image_ref = body.get("Image") or ""
+        if not image_ref:
+            raise InvalidParameter("Config cannot be empty in order to create a container")
+        row, _ = self.engine.images.resolve(image_ref)
+        image_cfg = (self.engine.images.config(row).get("config") or {})
+        host_config = body.get("HostConfig") or {}
+        config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
+        resources_from(host_config)                 # limits are checked now, not at start
+        command_of(image_cfg, config)
+        mode = host_config.get("NetworkMode") or "default"
+        if mode not in ("default", "bridge", "none", "host"):
+            raise InvalidParameter(f"network {mode} not found")
+        with self.lock:
+            cname = self._name(name)
+            cid = secrets.token_hex(32)
+            labels = {**(image_cfg.get("Labels") or {}), **(config.get("Labels") or {})}
+            attrs = {"image": image_ref, "name": cname, **labels}
+            self.engine.store.append([NewEvent("container", "create", cid, attrs, payload={
+                "config": config, "host_config": host_config, "image_id": row["id"], "labels": labels})])
+        return cid
+
+    # ------------------------------------------------------------------------------ start
+
+    def start(self, ref: str) -> None:
+        with self.lock:
+            row = self.resolve(ref)
+            if row["state"] in ("running", "paused", "restarting"):
+                raise NotModified("container already started")
+            self._prepare_and_run(row)
+
+    def _prepare_and_run(self, row: dict) -> None:
+        cid = row["id"]
+        bundle = self.bundle(cid)
+        os.makedirs(bundle, mode=0o711, exist_ok=True)
+        config, host_config = json.loads(row["config"]), json.loads(row["host_config"])
+        image_row, _ = self.engine.images.resolve(row["image_id"])
+        image_cfg = self.engine.images.config(image_row).get("config") or {}
+        layers = [self.engine.images.store.diff_dir(c) for c in self.engine.images.chains(image_row)]
+        hostname = config.get("Hostname") or cid[:12]
+        etc = {}
+        for fname, text in (("hostname", hostname + "\n"),
+                            ("hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
+                            ("resolv.conf", "nameserver 127.0.0.1\n")):
+            path = os.path.join(bundle, fname)
+            with open(path, "w") as fh:
+                fh.write(text)
+            etc[f"/etc/{fname}"] = path
+        rootfs = mount_rootfs(bundle, layers)
+        try:
+            spec = build_spec(rootfs=rootfs, container_id=cid, image_config=image_cfg, config=config,
+                              host_config=host_config, hostname=hostname,
+                              cgroups_path=f"/{self.cgroup_parent}/{cid}", netns_path=None, etc_files=etc)
+            with open(os.path.join(bundle, "config.json"), "w") as fh:
+                json.dump(spec, fh)
+            self.monitor.cleanup(cid, bundle)     # an exit file of a previous run
+            pid = self.monitor.create(cid, bundle, row["name"], stdin=bool(config.get("OpenStdin")),
+                                      tty=bool(config.get("Tty")))
+            self.monitor.start(cid)
+        except BaseException:
+            self.runc.delete(cid, force=True)
+            unmount_rootfs(bundle)
+            raise
+        self.engine.store.append([NewEvent("container", "start", cid, self._attrs(row), payload={"pid": pid})])
+
+    def _attrs(self, row: dict) -> dict:
+        return {"image": row["image"], "name": row["name"], **json.loads(row["labels"])}
+
+    # ------------------------------------------------------------------------------ exits
+
+    def _watch(self) -> None:
+        while not self._stop.wait(WATCH_SECONDS):
+            try:
+                for (cid,) in self._q("SELECT id FROM containers WHERE state IN ('running', 'paused')"):
+                    if self.monitor.exit_code(cid) is not None:
+                        self.finish(cid)
+            except Exception:  # noqa: BLE001 - the watcher must survive one bad container
+                import logging
+                logging.getLogger("berth").exception("exit watcher")
+
+    def finish(self, cid: str, code: int | None = None) -> None:
+        """Record an exit: oom/die events, runc state deleted, rootfs unmounted, waiters woken."""
+        with self.lock:
+            rows = self._q("SELECT * FROM containers WHERE id=?", (cid,))
+            if not rows or rows[0]["state"] not in ("running", "paused"):
+                return
+            row = dict(rows[0])
+            bundle = self.bundle(cid)
+            if code is None:
+                code = self.monitor.exit_code(cid)
+            code = 255 if code is None else code
+            oom = self.monitor.oom_killed(cid, bundle)
+            self.runc.delete(cid, force=True)
+            unmount_rootfs(bundle)
+            self._reap(cid, bundle)
+            started = row["started_nano"]
+            events = [NewEvent("container", "oom", cid, self._attrs(row))] if oom else []
+            events.append(NewEvent("container", "die", cid, {
+                **self._attrs(row), "exitCode": str(code),
+                "execDuration": str(max(0, (time.time_ns() - started) // 1_000_000_000))}))
+            self.engine.store.append(events)
+            self.exited.notify_all()
+
+    def _reap(self, cid: str, bundle: str) -> None:
+        """conmon is our child when the daemon is a subreaper: collect it so no zombie stays."""
+        try:
+            with open(os.path.join(bundle, "userdata", "conmon.pid")) as fh:
+                pid = int(fh.read().strip())
+            os.waitpid(pid, os.WNOHANG)
+        except (FileNotFoundError, ValueError, ChildProcessError, ProcessLookupError):
+            pass
+
+    def reconcile(self) -> None:
+        """At start: containers that exited, or lost their monitor, while the daemon was away."""
+        for (cid,) in self._q("SELECT id FROM containers WHERE state IN ('running', 'paused')"):
+            bundle = self.bundle(cid)
+            if self.monitor.exit_code(cid) is not None:
+                self.finish(cid)
+            elif self.monitor.conmon_pid(cid, bundle) is None:
+                self.finish(cid, code=255)
+        for name in os.listdir(self.runc.root):    # runc state the store does not know about
+            if not self._q("SELECT 1 FROM containers WHERE id=?", (name,)):
+                self.runc.delete(name, force=True)
+
+    # ------------------------------------------------------------------------------ stop / kill
+
+    def kill(self, ref: str, signal: str | int = "KILL") -> None:
+        number = parse_signal(signal)
+        with self.lock:
+            row = self.resolve(ref)
+            not_running = Conflict(f"Cannot kill container: {ref}: container {row['id']} is not running")
+            if row["state"] not in ("running", "paused"):
+                raise not_running
+            try:
+                self.runc.kill(row["id"], number)
+            except RuncError as err:
+                if "not running" in str(err):   # it exited just now; the watcher records it
+                    raise not_running from err
+                raise
+            self.engine.store.append([NewEvent("container", "kill", row["id"],
+                                               {**self._attrs(row), "signal": str(number)})])
+
+    def wait_exit(self, cid: str, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.lock:
+            while True:
+                state = self._q("SELECT state FROM containers WHERE id=?", (cid,))
+                if not state or state[0][0] not in ("running", "paused"):
+                    return True
+                if self.monitor.exit_code(cid) is not None:
+                    self.finish(cid)
+                    continue
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self.exited.wait(min(left, WATCH_SECONDS * 4) if left is not None else WATCH_SECONDS * 4)
+
+    def stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
+        row = self.resolve(ref)
+        if row["state"] not in ("running", "paused"):
+            raise NotModified("container already stopped")
+        config = json.loads(row["config"])
+        sig = parse_signal(signal or config.get("StopSignal") or "TERM")
+        if timeout is None:
+            timeout = config.get("StopTimeout")
+        timeout = 10 if timeout is None else int(timeout)
+        try:
+            self.kill(row["id"], sig)
+        except (Conflict, RuncError):
+            pass
+        if timeout < 0 or not self.wait_exit(row["id"], timeout if timeout >= 0 else None):
+            try:
+                self.kill(row["id"], 9)
+            except (Conflict, RuncError):
+                pass
+            self.wait_exit(row["id"], None)
+        row = self.resolve(row["id"])
+        self.engine.store.append([NewEvent("container", "stop", row["id"], self._attrs(row))])
+
+    # ------------------------------------------------------------------------------ remove
+
+    def remove(self, ref: str, force: bool) -> None:
+        row = self.resolve(ref)
+        if row["state"] in ("running", "paused", "restarting"):
+            if not force:
+                raise Conflict(f'cannot remove container "/{row["name"]}": container is running: stop the '
+                               "container before removing or force remove")
+            try:
+                self.kill(row["id"], 9)
+            except Conflict:
+                pass
+            self.wait_exit(row["id"], None)
+        with self.lock:
+            row = self.resolve(row["id"])
+            bundle = self.bundle(row["id"])
+            unmount_rootfs(bundle)
+            self.runc.delete(row["id"], force=True)
+            self.monitor.cleanup(row["id"], bundle)
+            shutil.rmtree(bundle, ignore_errors=True)
+            self.engine.store.append([NewEvent("container", "destroy", row["id"], self._attrs(row))])
+            self.exited.notify_all()
+
+    def close(self) -> None:
+        """Stop watching (containers keep running under conmon); drop our cgroup parent if empty."""
+        self._stop.set()
+        self._watcher.join()
+        for controller in os.listdir("/sys/fs/cgroup") if os.path.isdir("/sys/fs/cgroup") else ():
+            try:
+                os.rmdir(os.path.join("/sys/fs/cgroup", controller, self.cgroup_parent))
+            except OSError:
+                pass

@@ -1,0 +1,109 @@
+"""Containers under runc and conmon, driven by docker-py against a real daemon."""
+import shutil
+import time
+
+import docker
+import pytest
+
+from tests.integration.conftest import docker_cli, needs_docker_cli
+
+pytestmark = pytest.mark.skipif(not (shutil.which("runc") and shutil.which("conmon")),
+                                reason="runc and conmon are needed")
+
+
+def test_run_foreground_returns_output_and_exit_errors(docker_client, busybox):
+    out = docker_client.containers.run("busybox", ["sh", "-c", "echo hello; echo err >&2"])
+    assert out == b"hello\n"
+    with pytest.raises(docker.errors.ContainerError) as err:
+        docker_client.containers.run("busybox", ["sh", "-c", "exit 3"])
+    assert err.value.exit_status == 3
+
+
+def test_detached_lifecycle_stop_kill_remove(docker_client, busybox):
+    c = docker_client.containers.run("busybox", ["sleep", "30"], detach=True, name="sleeper")
+    c.reload()
+    assert c.status == "running" and c.name == "sleeper" and c.attrs["State"]["Pid"] > 0
+    assert [x.name for x in docker_client.containers.list()] == ["sleeper"]
+    with pytest.raises(docker.errors.APIError) as err:
+        docker_client.containers.create("busybox", ["true"], name="sleeper")
+    assert err.value.response.status_code == 409 and "is already in use" in str(err.value)
+    started = time.monotonic()
+    c.stop(timeout=1)                      # sleep ignores SIGTERM as pid 1: killed after 1 s
+    assert 0.9 < time.monotonic() - started < 8
+    assert c.wait()["StatusCode"] == 137
+    c.reload()
+    assert c.status == "exited" and c.attrs["State"]["ExitCode"] == 137
+    c.start()
+    c.reload()
+    assert c.status == "running"
+    with pytest.raises(docker.errors.APIError) as err:
+        c.remove()
+    assert err.value.response.status_code == 409 and "container is running" in str(err.value)
+    c.remove(force=True)
+    assert docker_client.containers.list(all=True) == []
+
+
+def test_kill_signal_logs_and_errors(docker_client, busybox):
+    c = docker_client.containers.run("busybox", ["sh", "-c", "trap 'echo got-term; exit 9' TERM; echo up; "
+                                                 "while true; do sleep 0.1; done"], detach=True)
+    deadline = time.monotonic() + 10
+    while b"up" not in c.logs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    c.kill(signal="SIGTERM")
+    assert c.wait(timeout=10)["StatusCode"] == 9
+    assert c.logs() == b"up\ngot-term\n"
+    assert c.logs(tail=1) == b"got-term\n"
+    with pytest.raises(docker.errors.APIError) as err:
+        c.kill(signal="NOPE")
+    assert err.value.response.status_code in (400, 409)
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.containers.create("nosuchimage", ["true"])
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get("nosuchcontainer")
+    c.remove()
+
+
+def test_containers_survive_a_daemon_kill9(make_daemon, busybox_tar):
+    d = make_daemon().start()
+    d.cli("import", busybox_tar, "busybox:latest", check=True)
+    client = docker.DockerClient(base_url=d.host, version="1.45")
+    try:
+        c = client.containers.run("busybox", ["sh", "-c", "sleep 2; exit 4"], detach=True)
+        d.kill9()
+        d.start()
+        c.reload()
+        assert c.status == "running"                        # still alive and still managed
+        assert c.wait(timeout=20)["StatusCode"] == 4         # its exit code was observed after restart
+        client.containers.run("busybox", ["sleep", "30"], detach=True, name="left-running")
+        d.kill9()
+        d.start()
+        client.containers.get("left-running").remove(force=True)
+        c.remove()
+    finally:
+        client.close()
+        if d.proc.poll() is None:
+            from tests.integration.conftest import remove_all_containers
+            remove_all_containers(d)
+        d.stop()
+
+
+@needs_docker_cli
+def test_docker_cli_detached_run_ps_logs_stop_rm(daemon, busybox):
+    r = docker_cli(daemon, "run", "-d", "--name", "web", "busybox", "sh", "-c", "echo ready; exec sleep 30")
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    r = docker_cli(daemon, "ps")
+    assert r.returncode == 0 and "web" in r.stdout and cid[:12] in r.stdout and "Up " in r.stdout, r.stdout + r.stderr
+    deadline = time.monotonic() + 10
+    while "ready" not in docker_cli(daemon, "logs", "web").stdout and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert docker_cli(daemon, "logs", "web").stdout == "ready\n"
+    r = docker_cli(daemon, "inspect", "-f", "{{.State.Status}} {{.Name}} {{.Config.Image}}", "web")
+    assert r.stdout.strip() == "running /web busybox", r.stderr
+    assert docker_cli(daemon, "stop", "-t", "1", "web").returncode == 0
+    r = docker_cli(daemon, "ps", "-a", "--format", "{{.Names}} {{.Status}}")
+    assert r.stdout.startswith("web Exited (137)"), r.stdout
+    r = docker_cli(daemon, "rm", "web")
+    assert r.returncode == 0 and r.stdout.strip() == "web"
+    r = docker_cli(daemon, "rm", "web")
+    assert r.returncode == 1 and "No such container: web" in r.stderr
