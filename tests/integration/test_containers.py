@@ -107,3 +107,40 @@ def test_docker_cli_detached_run_ps_logs_stop_rm(daemon, busybox):
     assert r.returncode == 0 and r.stdout.strip() == "web"
     r = docker_cli(daemon, "rm", "web")
     assert r.returncode == 1 and "No such container: web" in r.stderr
+
+
+def test_our_cli_container_commands(daemon, busybox, workdir):
+    import os
+    r = daemon.cli("run", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (r.returncode, r.stdout, r.stderr) == (3, "out\n", "err\n")
+    r = daemon.cli("run", "--rm", "-e", "A=1", "-h", "box", "-u", "nobody", "-w", "/tmp", "busybox",
+                   "sh", "-c", "echo $A $(hostname) $(id -u) $(pwd)")
+    assert (r.returncode, r.stdout) == (0, "1 box 65534 /tmp\n"), r.stderr
+    envfile = os.path.join(workdir, "env")
+    with open(envfile, "w") as fh:
+        fh.write("# comment\nB=2\n")
+    r = daemon.cli("run", "-d", "--name", "bg", "--env-file", envfile, "-m", "64m", "--pids-limit", "50",
+                   "busybox", "sh", "-c", "echo $B; exec sleep 30")
+    assert r.returncode == 0 and len(r.stdout.strip()) == 64
+    r = daemon.cli("ps", check=True)
+    assert r.stdout.splitlines()[0].split()[:2] == ["CONTAINER", "ID"] and " bg" in r.stdout
+    assert daemon.cli("ps", "-q", check=True).stdout.strip() == r.stdout.splitlines()[1].split()[0]
+    assert daemon.cli("ps", "--format", "{{.Names}} {{.State}}", check=True).stdout == "bg running\n"
+    deadline = time.monotonic() + 10
+    while daemon.cli("logs", "bg").stdout != "2\n" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert daemon.cli("logs", "-t", "bg", check=True).stdout.endswith("Z 2\n")
+    assert daemon.cli("stop", "-t", "1", "bg", check=True).stdout == "bg\n"
+    assert daemon.cli("wait", "bg", check=True).stdout == "137\n"
+    assert daemon.cli("start", "bg", check=True).stdout == "bg\n"
+    assert daemon.cli("kill", "-s", "KILL", "bg", check=True).stdout == "bg\n"
+    assert daemon.cli("rm", "bg", check=True).stdout == "bg\n"
+    r = daemon.cli("rm", "bg")
+    assert r.returncode == 1 and "No such container: bg" in r.stderr
+    assert daemon.cli("ps", "-a", "-q", check=True).stdout.count("\n") == 1   # the exit-3 container
+    # run error codes, as the docker CLI maps them
+    assert daemon.cli("run", "nosuchimage").returncode == 125
+    assert daemon.cli("run", "busybox", "/no/such/cmd").returncode == 127
+    assert daemon.cli("run", "-m", "1k", "busybox", "true").returncode == 125
+    r = daemon.cli("run", "--env-file", "/nonexistent", "busybox", "true")
+    assert r.returncode == 125 and "nonexistent" in r.stderr

@@ -1,0 +1,275 @@
+"""Container commands: create, start, run, ps, stop, kill, rm, wait, logs (Docker's flags and output).
+
+Foreground `run` shows the container's output by following its log until it exits (attach with stdin
+comes with the hijacked-stream work), and exits with the container's code; errors use 125/126/127.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import struct
+import sys
+import time
+from urllib.parse import quote
+
+from app.cli.client import APIError
+from app.cli.system import _template, filter_flags
+from app.common.filters import to_query
+from app.common.timeparse import TimeParseError, format_unix_nano, parse_timestamp
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmgtp]?)b?$", re.I)
+
+
+def ram_in_bytes(text: str) -> int:
+    """Docker's RAMInBytes: `512m`, `1g`, `100000` (binary units)."""
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise ValueError(f"invalid size: '{text}'")
+    return int(float(m.group(1)) * 1024 ** "bkmgtp".index((m.group(2) or "b").lower()))
+
+
+def register(sub) -> None:
+    for cmd, helptext in (("create", "create a new container"), ("run", "create and run a new container")):
+        p = sub.add_parser(cmd, help=helptext, add_help=False)   # -h is --hostname, as in Docker
+        p.add_argument("--help", action="help", help="show this help message and exit")
+        if cmd == "run":
+            p.add_argument("-d", "--detach", action="store_true", help="run in the background, print the ID")
+            p.add_argument("--rm", action="store_true", help="remove the container when it exits")
+        p.add_argument("--name")
+        p.add_argument("-e", "--env", action="append", default=[])
+        p.add_argument("--env-file", action="append", default=[])
+        p.add_argument("-h", "--hostname")
+        p.add_argument("--entrypoint")
+        p.add_argument("-u", "--user")
+        p.add_argument("-w", "--workdir")
+        p.add_argument("-l", "--label", action="append", default=[])
+        p.add_argument("--stop-signal")
+        p.add_argument("--stop-timeout", type=int)
+        p.add_argument("-t", "--tty", action="store_true")
+        p.add_argument("-m", "--memory")
+        p.add_argument("--memory-swap")
+        p.add_argument("-c", "--cpu-shares", type=int)
+        p.add_argument("--cpus", type=float)
+        p.add_argument("--pids-limit", type=int)
+        p.add_argument("--network", default="default")
+        p.add_argument("image")
+        p.add_argument("command", nargs=argparse.REMAINDER)
+        p.set_defaults(func=cmd_run if cmd == "run" else cmd_create)
+    for cmd, helptext in (("start", "start stopped containers"), ("stop", "stop running containers"),
+                          ("kill", "kill running containers"), ("rm", "remove containers"),
+                          ("wait", "block until containers stop, then print their exit codes")):
+        p = sub.add_parser(cmd, help=helptext)
+        p.add_argument("containers", nargs="+", metavar="CONTAINER")
+        if cmd == "stop":
+            p.add_argument("-t", "--time", type=int)
+            p.add_argument("-s", "--signal")
+        if cmd == "kill":
+            p.add_argument("-s", "--signal", default="KILL")
+        if cmd == "rm":
+            p.add_argument("-f", "--force", action="store_true")
+            p.add_argument("-v", "--volumes", action="store_true")
+        p.set_defaults(func=globals()[f"cmd_{cmd}"])
+    p = sub.add_parser("ps", help="list containers")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-n", "--last", type=int, default=-1)
+    p.add_argument("-f", "--filter", action="append", default=[])
+    p.add_argument("--format")
+    p.set_defaults(func=cmd_ps)
+    p = sub.add_parser("logs", help="fetch the logs of a container")
+    p.add_argument("container")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("-t", "--timestamps", action="store_true")
+    p.add_argument("-n", "--tail", default="all")
+    p.add_argument("--since")
+    p.add_argument("--until")
+    p.set_defaults(func=cmd_logs)
+
+
+def _err(message: str, code: int) -> int:
+    print(message, file=sys.stderr)
+    return code
+
+
+def _create_body(args) -> dict:
+    env = list(args.env)
+    for path in args.env_file:
+        try:
+            with open(path) as fh:
+                env += [line.strip() for line in fh if line.strip() and not line.lstrip().startswith("#")]
+        except OSError as err:
+            raise ValueError(f"open {path}: {err.strerror.lower()}") from err
+    host = {"NetworkMode": args.network}
+    if args.memory:
+        host["Memory"] = ram_in_bytes(args.memory)
+    if args.memory_swap:
+        host["MemorySwap"] = -1 if args.memory_swap == "-1" else ram_in_bytes(args.memory_swap)
+    if args.cpu_shares is not None:
+        host["CpuShares"] = args.cpu_shares
+    if args.cpus is not None:
+        host["NanoCpus"] = int(args.cpus * 1e9)
+    if args.pids_limit is not None:
+        host["PidsLimit"] = args.pids_limit
+    body = {"Image": args.image, "Env": env, "Labels": dict(l.partition("=")[::2] for l in args.label),
+            "Tty": args.tty, "HostConfig": host}
+    if args.command:
+        body["Cmd"] = args.command
+    for key, value in (("Hostname", args.hostname), ("User", args.user), ("WorkingDir", args.workdir),
+                       ("StopSignal", args.stop_signal), ("StopTimeout", args.stop_timeout)):
+        if value is not None:
+            body[key] = value
+    if args.entrypoint is not None:
+        body["Entrypoint"] = [args.entrypoint] if args.entrypoint else []
+    return body
+
+
+def _create(args, client) -> str:
+    resp = client.request("POST", "/containers/create", {"name": args.name}, body=_create_body(args))
+    return json.loads(resp.read())["Id"]
+
+
+def _status_code(message: str) -> int:
+    """The docker CLI's mapping of start errors to exit codes."""
+    if "executable file not found" in message or "no such file or directory" in message:
+        return 127
+    if "permission denied" in message or "is a directory" in message:
+        return 126
+    return 125
+
+
+def cmd_create(args, client) -> int:
+    try:
+        print(_create(args, client))
+    except ValueError as err:
+        return _err(f"invalid argument: {err}", 125)
+    except APIError as err:
+        return _err(f"Error response from daemon: {err.message}", 125)
+    return 0
+
+
+def cmd_run(args, client) -> int:
+    try:
+        cid = _create(args, client)
+    except ValueError as err:
+        return _err(f"invalid argument: {err}", 125)
+    except APIError as err:
+        return _err(f"Error response from daemon: {err.message}", 125)
+    try:
+        client.request("POST", f"/containers/{cid}/start").read()
+    except APIError as err:
+        return _err(f"Error response from daemon: {err.message}", _status_code(err.message))
+    if args.detach:
+        print(cid)
+        return 0
+    _stream_logs(client, cid, {"follow": "1", "stdout": "1", "stderr": "1"}, args.tty)
+    code = json.loads(client.request("POST", f"/containers/{cid}/wait").read())["StatusCode"]
+    if args.rm:
+        client.request("DELETE", f"/containers/{cid}").read()
+    return code
+
+
+def _stream_logs(client, cid: str, params: dict, tty: bool) -> None:
+    resp = client.request("GET", f"/containers/{quote(cid)}/logs", params)
+    if tty:
+        while chunk := resp.read1(65536):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+        return
+    while header := resp.read(8):
+        stream, size = struct.unpack(">BxxxL", header)
+        out = sys.stderr.buffer if stream == 2 else sys.stdout.buffer
+        out.write(resp.read(size))
+        out.flush()
+
+
+def _each(args, client, action) -> int:
+    failed = False
+    for name in args.containers:
+        try:
+            action(name)
+            print(name)
+        except APIError as err:
+            print(f"Error response from daemon: {err.message}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+def cmd_start(args, client) -> int:
+    return _each(args, client, lambda n: client.request("POST", f"/containers/{quote(n)}/start").read())
+
+
+def cmd_stop(args, client) -> int:
+    return _each(args, client, lambda n: client.request("POST", f"/containers/{quote(n)}/stop",
+                                                        {"t": args.time, "signal": args.signal}).read())
+
+
+def cmd_kill(args, client) -> int:
+    return _each(args, client, lambda n: client.request("POST", f"/containers/{quote(n)}/kill",
+                                                        {"signal": args.signal}).read())
+
+
+def cmd_rm(args, client) -> int:
+    return _each(args, client, lambda n: client.request(
+        "DELETE", f"/containers/{quote(n)}", {"force": "1" if args.force else None,
+                                              "v": "1" if args.volumes else None}).read())
+
+
+def cmd_wait(args, client) -> int:
+    failed = False
+    for name in args.containers:
+        try:
+            print(json.loads(client.request("POST", f"/containers/{quote(name)}/wait").read())["StatusCode"])
+        except APIError as err:
+            print(f"Error response from daemon: {err.message}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+def cmd_logs(args, client) -> int:
+    params = {"stdout": "1", "stderr": "1", "follow": "1" if args.follow else None,
+              "timestamps": "1" if args.timestamps else None, "tail": args.tail}
+    for flag in ("since", "until"):
+        value = getattr(args, flag)
+        if value:
+            try:
+                params[flag] = format_unix_nano(parse_timestamp(value, time.time_ns()))
+            except TimeParseError as err:
+                return _err(f"invalid value for --{flag}: {err}", 1)
+    info = client.get_json(f"/containers/{quote(args.container)}/json")
+    _stream_logs(client, info["Id"], params, bool(info["Config"].get("Tty")))
+    return 0
+
+
+def cmd_ps(args, client) -> int:
+    params = {"all": "1" if args.all else None, "limit": args.last if args.last > 0 else None,
+              "filters": to_query(filter_flags(args.filter)) if args.filter else None}
+    rows = client.get_json("/containers/json", params)
+    if args.quiet:
+        for row in rows:
+            print(row["Id"] if args.no_trunc else row["Id"][:12])
+        return 0
+    views = [{"ID": r["Id"] if args.no_trunc else r["Id"][:12], "Image": r["Image"],
+              "Command": json.dumps(r["Command"] if args.no_trunc or len(r["Command"]) <= 20
+                                    else r["Command"][:19] + "…", ensure_ascii=False),
+              "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(r["Created"])),
+              "Status": r["Status"], "Ports": "", "Names": ",".join(n.lstrip("/") for n in r["Names"]),
+              "State": r["State"], "Labels": ",".join(f"{k}={v}" for k, v in (r.get("Labels") or {}).items())}
+             for r in rows]
+    if args.format:
+        for view in views:
+            print(_template(args.format, view))
+        return 0
+    headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    table = [[v["ID"], v["Image"], v["Command"], _ago(r["Created"]), v["Status"], v["Ports"], v["Names"]]
+             for v, r in zip(views, rows)]
+    widths = [max([len(h)] + [len(row[i]) for row in table]) for i, h in enumerate(headers)]
+    for row in [headers] + table:
+        print("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    return 0
+
+
+def _ago(created: int) -> str:
+    from app.common.humanize import human_duration
+    return human_duration(time.time() - created) + " ago"
