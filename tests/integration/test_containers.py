@@ -144,3 +144,23 @@ def test_our_cli_container_commands(daemon, busybox, workdir):
     assert daemon.cli("run", "-m", "1k", "busybox", "true").returncode == 125
     r = daemon.cli("run", "--env-file", "/nonexistent", "busybox", "true")
     assert r.returncode == 125 and "nonexistent" in r.stderr
+
+
+def test_lifecycle_events_in_docker_shape(daemon, busybox):
+    since = f"{time.time():.6f}"
+    daemon.cli("run", "-d", "--name", "ev", "-l", "team=a", "busybox", "sleep", "30", check=True)
+    daemon.cli("stop", "-t", "0", "ev", check=True)
+    daemon.cli("rm", "ev", check=True)
+    r = daemon.cli("events", "--since", since, "--until", f"{time.time():.6f}", "--filter", "container=ev",
+                   "--format", "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.team}} {{.From}}",
+                   check=True)
+    lines = r.stdout.splitlines()
+    # sleep as pid 1 ignores TERM, so stop -t 0 sends TERM, then KILL
+    assert [line.split()[0] for line in lines] == ["create", "start", "kill", "kill", "die", "stop", "destroy"], lines
+    assert all(line.split()[1:] == ["ev", "a", "busybox"] for line in lines)
+    r = daemon.cli("events", "--since", since, "--until", f"{time.time():.6f}", "--filter", "event=die",
+                   "--format", "{{.Actor.Attributes.exitCode}}", check=True)
+    assert r.stdout.strip() == "137"
+    r = daemon.cli("events", "--since", since, "--until", f"{time.time():.6f}", "--filter", "event=kill",
+                   "--format", "{{.Actor.Attributes.signal}}", check=True)
+    assert r.stdout.split() == ["15", "9"]
