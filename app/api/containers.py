@@ -267,3 +267,28 @@ def container_logs(ref):
 
     media = "application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream"
     return Response(body(), mimetype=media)
+
+
+@bp.post("/containers/<ref>/pause")
+def pause_container(ref):
+    _containers().pause(ref)
+    return Response(status=204)
+
+
+@bp.post("/containers/<ref>/unpause")
+def unpause_container(ref):
+    _containers().unpause(ref)
+    return Response(status=204)
+
+
+@bp.post("/containers/<ref>/rename")
+def rename_container(ref):
+    _containers().rename(ref, request.args.get("name", ""))
+    return Response(status=204)
+
+
+@bp.post("/containers/<ref>/restart")
+def restart_container(ref):
+    q = load_query(StopQuery(), request.args)
+    _containers().restart(ref, q["t"])
+    return Response(status=204)

@@ -56,12 +56,15 @@ def register(sub) -> None:
         p.add_argument("image")
         p.add_argument("command", nargs=argparse.REMAINDER)
         p.set_defaults(func=cmd_run if cmd == "run" else cmd_create)
-    for cmd, helptext in (("start", "start stopped containers"), ("stop", "stop running containers"),
+    for cmd, helptext in (("pause", "pause all processes within containers"),
+                          ("unpause", "unpause all processes within containers"),
+                          ("restart", "restart containers"),
+                          ("start", "start stopped containers"), ("stop", "stop running containers"),
                           ("kill", "kill running containers"), ("rm", "remove containers"),
                           ("wait", "block until containers stop, then print their exit codes")):
         p = sub.add_parser(cmd, help=helptext)
         p.add_argument("containers", nargs="+", metavar="CONTAINER")
-        if cmd == "stop":
+        if cmd in ("stop", "restart"):
             p.add_argument("-t", "--time", type=int)
             p.add_argument("-s", "--signal")
         if cmd == "kill":
@@ -70,6 +73,10 @@ def register(sub) -> None:
             p.add_argument("-f", "--force", action="store_true")
             p.add_argument("-v", "--volumes", action="store_true")
         p.set_defaults(func=globals()[f"cmd_{cmd}"])
+    p = sub.add_parser("rename", help="rename a container")
+    p.add_argument("container")
+    p.add_argument("new_name")
+    p.set_defaults(func=cmd_rename)
     p = sub.add_parser("ps", help="list containers")
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -198,6 +205,24 @@ def _each(args, client, action) -> int:
 
 def cmd_start(args, client) -> int:
     return _each(args, client, lambda n: client.request("POST", f"/containers/{quote(n)}/start").read())
+
+
+def cmd_pause(args, client) -> int:
+    return _each(args, client, lambda n: client.request("POST", f"/containers/{quote(n)}/pause").read())
+
+
+def cmd_unpause(args, client) -> int:
+    return _each(args, client, lambda n: client.request("POST", f"/containers/{quote(n)}/unpause").read())
+
+
+def cmd_restart(args, client) -> int:
+    return _each(args, client, lambda n: client.request("POST", f"/containers/{quote(n)}/restart",
+                                                        {"t": args.time}).read())
+
+
+def cmd_rename(args, client) -> int:
+    client.request("POST", f"/containers/{quote(args.container)}/rename", {"name": args.new_name}).read()
+    return 0
 
 
 def cmd_stop(args, client) -> int:

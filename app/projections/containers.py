@@ -13,7 +13,7 @@ STATES = ("created", "running", "paused", "restarting", "removing", "exited", "d
 
 class ContainersProjector:
     name = "containers"
-    version = 1
+    version = 2
     tables = ("containers",)
     schema = (
         """CREATE TABLE IF NOT EXISTS containers (
@@ -59,9 +59,6 @@ class ContainersProjector:
         conn.execute(
             "UPDATE containers SET state='running', pid=?, started_nano=?, exit_code=0, oom_killed=0 WHERE id=?",
             (pid, ev.time_nano, ev.actor_id))
-
-    def _on_restart(self, conn, ev: Event) -> None:
-        conn.execute("UPDATE containers SET restart_count = restart_count + 1 WHERE id=?", (ev.actor_id,))
 
     def _on_die(self, conn, ev: Event) -> None:
         try:

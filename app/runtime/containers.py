@@ -265,6 +265,43 @@ class Containers:
         row = self.resolve(row["id"])
         self.engine.store.append([NewEvent("container", "stop", row["id"], self._attrs(row))])
 
+    # ------------------------------------------------------------------------------ pause / rename / restart
+
+    def pause(self, ref: str) -> None:
+        with self.lock:
+            row = self.resolve(ref)
+            if row["state"] == "paused":
+                raise Conflict(f"Container {row['id']} is already paused")
+            if row["state"] != "running":
+                raise Conflict(f"Container {row['id']} is not running")
+            self.runc.pause(row["id"])       # the cgroup freezer
+            self.engine.store.append([NewEvent("container", "pause", row["id"], self._attrs(row))])
+
+    def unpause(self, ref: str) -> None:
+        with self.lock:
+            row = self.resolve(ref)
+            if row["state"] != "paused":
+                raise Conflict(f"Container {row['id']} is not paused")
+            self.runc.resume(row["id"])
+            self.engine.store.append([NewEvent("container", "unpause", row["id"], self._attrs(row))])
+
+    def rename(self, ref: str, new_name: str) -> None:
+        if not new_name:
+            raise InvalidParameter("Neither old nor new names may be empty")
+        with self.lock:
+            row = self.resolve(ref)
+            name = self._name(new_name)
+            attrs = {**self._attrs(row), "name": name, "oldName": "/" + row["name"]}
+            self.engine.store.append([NewEvent("container", "rename", row["id"], attrs)])
+
+    def restart(self, ref: str, timeout: int | None = None) -> None:
+        row = self.resolve(ref)
+        if row["state"] in ("running", "paused"):
+            self.stop(row["id"], timeout)
+        self.start(row["id"])
+        row = self.resolve(row["id"])
+        self.engine.store.append([NewEvent("container", "restart", row["id"], self._attrs(row))])
+
     # ------------------------------------------------------------------------------ remove
 
     def remove(self, ref: str, force: bool) -> None:

@@ -164,3 +164,31 @@ def test_lifecycle_events_in_docker_shape(daemon, busybox):
     r = daemon.cli("events", "--since", since, "--until", f"{time.time():.6f}", "--filter", "event=kill",
                    "--format", "{{.Actor.Attributes.signal}}", check=True)
     assert r.stdout.split() == ["15", "9"]
+
+
+def test_pause_unpause_rename_restart(docker_client, daemon, busybox):
+    c = docker_client.containers.run("busybox", ["sh", "-c", "while true; do date +%s%N >> /tmp/t; sleep 0.05; done"],
+                                     detach=True, name="p1")
+    c.pause()
+    c.reload()
+    assert c.status == "paused" and c.attrs["State"]["Paused"] is True
+    assert "(Paused)" in daemon.cli("ps", check=True).stdout
+    with pytest.raises(docker.errors.APIError) as err:
+        c.pause()
+    assert err.value.response.status_code == 409 and "is already paused" in str(err.value)
+    assert daemon.cli("unpause", "p1", check=True).stdout == "p1\n"
+    with pytest.raises(docker.errors.APIError) as err:
+        c.unpause()
+    assert err.value.response.status_code == 409 and "is not paused" in str(err.value)
+    c.rename("p2")
+    c.reload()
+    assert c.name == "p2"
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get("p1")
+    pid = c.attrs["State"]["Pid"]
+    assert daemon.cli("restart", "-t", "1", "p2", check=True).stdout == "p2\n"
+    c.reload()
+    assert c.status == "running" and c.attrs["State"]["Pid"] != pid
+    daemon.cli("rename", "p2", "p3", check=True)
+    assert daemon.cli("ps", "--format", "{{.Names}}", check=True).stdout == "p3\n"
+    c.remove(force=True)
