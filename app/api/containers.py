@@ -292,3 +292,13 @@ def restart_container(ref):
     q = load_query(StopQuery(), request.args)
     _containers().restart(ref, q["t"])
     return Response(status=204)
+
+
+@bp.get("/containers/<ref>/top")
+def top_container(ref):
+    return jsonify(_containers().top(ref, request.args.get("ps_args") or "-ef"))
+
+
+@bp.get("/containers/<ref>/changes")
+def container_changes(ref):
+    return jsonify(_containers().changes(ref) or None)

@@ -73,6 +73,13 @@ def register(sub) -> None:
             p.add_argument("-f", "--force", action="store_true")
             p.add_argument("-v", "--volumes", action="store_true")
         p.set_defaults(func=globals()[f"cmd_{cmd}"])
+    p = sub.add_parser("top", help="display the running processes of a container")
+    p.add_argument("container")
+    p.add_argument("ps_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_top)
+    p = sub.add_parser("diff", help="inspect changes to files on a container's filesystem")
+    p.add_argument("container")
+    p.set_defaults(func=cmd_diff)
     p = sub.add_parser("rename", help="rename a container")
     p.add_argument("container")
     p.add_argument("new_name")
@@ -218,6 +225,22 @@ def cmd_unpause(args, client) -> int:
 def cmd_restart(args, client) -> int:
     return _each(args, client, lambda n: client.request("POST", f"/containers/{quote(n)}/restart",
                                                         {"t": args.time}).read())
+
+
+def cmd_top(args, client) -> int:
+    top = client.get_json(f"/containers/{quote(args.container)}/top",
+                          {"ps_args": " ".join(args.ps_args) if args.ps_args else None})
+    table = [top["Titles"]] + top["Processes"]
+    widths = [max(len(row[i]) for row in table if i < len(row)) for i in range(len(top["Titles"]))]
+    for row in table:
+        print("   ".join(cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)))
+    return 0
+
+
+def cmd_diff(args, client) -> int:
+    for change in client.get_json(f"/containers/{quote(args.container)}/changes") or []:
+        print(f"{'CAD'[change['Kind']]} {change['Path']}")
+    return 0
 
 
 def cmd_rename(args, client) -> int:

@@ -11,6 +11,7 @@ import random
 import re
 import secrets
 import shutil
+import subprocess
 import threading
 import time
 
@@ -301,6 +302,43 @@ class Containers:
         self.start(row["id"])
         row = self.resolve(row["id"])
         self.engine.store.append([NewEvent("container", "restart", row["id"], self._attrs(row))])
+
+    # ------------------------------------------------------------------------------ top / diff
+
+    def top(self, ref: str, ps_args: str = "-ef") -> dict:
+        """`docker top`: the host's `ps` output, narrowed to the container's processes (host pids)."""
+        row = self.resolve(ref)
+        if row["state"] not in ("running", "paused"):
+            raise Conflict(f"Container {row['id']} is not running")
+        pids = {str(p) for p in self.runc.pids(row["id"])}
+        args = ps_args.split() or ["-ef"]
+        result = subprocess.run(["ps", *args], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise InvalidParameter(f"Error running ps: {result.stderr.strip()}")
+        lines = result.stdout.splitlines()
+        titles = lines[0].split()
+        if "PID" not in titles:
+            raise InvalidParameter("Couldn't find PID field in ps output")
+        col = titles.index("PID")
+        processes = []
+        for line in lines[1:]:
+            fields = line.split(None, len(titles) - 1)
+            if len(fields) > col and fields[col] in pids:
+                processes.append(fields)
+        self.engine.store.append([NewEvent("container", "top", row["id"], self._attrs(row))])
+        return {"Titles": titles, "Processes": processes}
+
+    def changes(self, ref: str) -> list[dict]:
+        """`docker diff`: what the container changed against its image (Kind 0 = C, 1 = A, 2 = D)."""
+        from app.runtime.overlay import changes
+        row = self.resolve(ref)
+        image_row, _ = self.engine.images.resolve(row["image_id"])
+        layers = [self.engine.images.store.diff_dir(c) for c in self.engine.images.chains(image_row)]
+        upper = os.path.join(self.bundle(row["id"]), "upper")
+        if not os.path.isdir(upper):
+            return []
+        kinds = {"C": 0, "A": 1, "D": 2}
+        return [{"Path": path, "Kind": kinds[kind]} for kind, path in changes(upper, layers)]
 
     # ------------------------------------------------------------------------------ remove
 

@@ -192,3 +192,27 @@ def test_pause_unpause_rename_restart(docker_client, daemon, busybox):
     daemon.cli("rename", "p2", "p3", check=True)
     assert daemon.cli("ps", "--format", "{{.Names}}", check=True).stdout == "p3\n"
     c.remove(force=True)
+
+
+def test_top_and_diff(docker_client, daemon, busybox):
+    c = docker_client.containers.run("busybox", ["sh", "-c", "echo x > /NEW-FILE; rm /bin/ls; echo y >> /etc/passwd;"
+                                                 " exec sleep 30"], detach=True, name="td")
+    deadline = time.monotonic() + 10
+    while not c.diff() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    top = c.top()
+    assert "PID" in top["Titles"] and any("sleep 30" in " ".join(p) for p in top["Processes"])
+    assert len(top["Processes"]) == 1
+    out = daemon.cli("top", "td", check=True).stdout
+    assert "sleep 30" in out and out.splitlines()[0].split()[:2] == ["UID", "PID"]
+    changes = {(d["Kind"], d["Path"]) for d in c.diff()}
+    assert {(1, "/NEW-FILE"), (2, "/bin/ls"), (0, "/etc/passwd"), (0, "/etc"), (0, "/bin")} <= changes
+    diff = daemon.cli("diff", "td", check=True).stdout.splitlines()
+    assert "A /NEW-FILE" in diff and "D /bin/ls" in diff and "C /etc/passwd" in diff
+    c.stop(timeout=0)
+    with pytest.raises(docker.errors.APIError) as err:
+        c.top()
+    assert err.value.response.status_code == 409
+    assert "A /NEW-FILE" in daemon.cli("diff", "td", check=True).stdout   # the upper dir outlives the run
+    c.remove()
