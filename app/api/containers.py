@@ -302,3 +302,8 @@ def top_container(ref):
 @bp.get("/containers/<ref>/changes")
 def container_changes(ref):
     return jsonify(_containers().changes(ref) or None)
+
+
+@bp.get("/containers/<ref>/export")
+def export_container(ref):
+    return Response(_containers().export(ref), mimetype="application/x-tar")

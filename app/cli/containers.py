@@ -80,6 +80,10 @@ def register(sub) -> None:
     p = sub.add_parser("diff", help="inspect changes to files on a container's filesystem")
     p.add_argument("container")
     p.set_defaults(func=cmd_diff)
+    p = sub.add_parser("export", help="export a container's filesystem as a tar archive")
+    p.add_argument("-o", "--output")
+    p.add_argument("container")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("rename", help="rename a container")
     p.add_argument("container")
     p.add_argument("new_name")
@@ -240,6 +244,20 @@ def cmd_top(args, client) -> int:
 def cmd_diff(args, client) -> int:
     for change in client.get_json(f"/containers/{quote(args.container)}/changes") or []:
         print(f"{'CAD'[change['Kind']]} {change['Path']}")
+    return 0
+
+
+def cmd_export(args, client) -> int:
+    if not args.output and sys.stdout.isatty():
+        return _err("cowardly refusing to save to a terminal. Use the -o flag or redirect", 1)
+    resp = client.request("GET", f"/containers/{quote(args.container)}/export")
+    out = open(args.output, "wb") if args.output else sys.stdout.buffer
+    try:
+        while chunk := resp.read1(1 << 20):
+            out.write(chunk)
+    finally:
+        if args.output:
+            out.close()
     return 0
 
 

@@ -340,6 +340,46 @@ class Containers:
         kinds = {"C": 0, "A": 1, "D": 2}
         return [{"Path": path, "Kind": kinds[kind]} for kind, path in changes(upper, layers)]
 
+    def export(self, ref: str):
+        """`docker export`: a tar of the container's filesystem (its merged view), streamed in chunks."""
+        from app.runtime.layers import write_layer_tar
+        row = self.resolve(ref)
+        cid = row["id"]
+        bundle = self.bundle(cid)
+        image_row, _ = self.engine.images.resolve(row["image_id"])
+        layers = [self.engine.images.store.diff_dir(c) for c in self.engine.images.chains(image_row)]
+        with self.lock:
+            mounted_here = row["state"] not in ("running", "paused")
+            rootfs = mount_rootfs(bundle, layers)
+        read_fd, write_fd = os.pipe()
+        failure: list[BaseException] = []
+
+        def produce():
+            try:
+                with os.fdopen(write_fd, "wb") as out:
+                    write_layer_tar(rootfs, out)
+            except BaseException as err:  # noqa: BLE001 - reported to the reader below
+                failure.append(err)
+
+        writer = threading.Thread(target=produce, name=f"export {cid[:12]}", daemon=True)
+        writer.start()
+        self.engine.store.append([NewEvent("container", "export", cid, self._attrs(row))])
+
+        def chunks():
+            try:
+                with os.fdopen(read_fd, "rb") as src:
+                    while chunk := src.read(1 << 20):
+                        yield chunk
+                writer.join()
+            finally:
+                if mounted_here:
+                    with self.lock:
+                        state = self._q("SELECT state FROM containers WHERE id=?", (cid,))
+                        if not state or state[0][0] not in ("running", "paused"):
+                            unmount_rootfs(bundle)
+
+        return chunks()
+
     # ------------------------------------------------------------------------------ remove
 
     def remove(self, ref: str, force: bool) -> None:

@@ -216,3 +216,21 @@ def test_top_and_diff(docker_client, daemon, busybox):
     assert err.value.response.status_code == 409
     assert "A /NEW-FILE" in daemon.cli("diff", "td", check=True).stdout   # the upper dir outlives the run
     c.remove()
+
+
+def test_export(docker_client, daemon, busybox, workdir):
+    import os
+    import tarfile
+    c = docker_client.containers.run("busybox", ["sh", "-c", "echo hi > /NEW-FILE; rm /bin/ls"], detach=True,
+                                     name="ex")
+    assert c.wait()["StatusCode"] == 0
+    path = os.path.join(workdir, "ex.tar")
+    daemon.cli("export", "-o", path, "ex", check=True)
+    with tarfile.open(path) as tar:
+        names = set(tar.getnames())
+        assert tar.extractfile("NEW-FILE").read() == b"hi\n"
+    assert "bin/busybox" in names and "bin/sh" in names and "bin/ls" not in names
+    assert not any(n.startswith(".wh.") or "/.wh." in n for n in names)
+    data = b"".join(c.export())
+    assert len(data) > 1_000_000
+    c.remove()
