@@ -234,3 +234,19 @@ def test_export(docker_client, daemon, busybox, workdir):
     data = b"".join(c.export())
     assert len(data) > 1_000_000
     c.remove()
+
+
+def test_memory_limit_oom_is_visible(docker_client, daemon, busybox):
+    c = docker_client.containers.run("busybox", ["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"],
+                                     detach=True, mem_limit="32m", memswap_limit="32m", pids_limit=20)
+    assert c.wait(timeout=30)["StatusCode"] == 137
+    c.reload()
+    assert c.attrs["State"]["OOMKilled"] is True
+    assert c.attrs["HostConfig"]["Memory"] == 32 << 20
+    r = daemon.cli("events", "--since", "0", "--until", f"{time.time():.6f}", "--filter", "event=oom",
+                   "--format", "{{.Actor.ID}}", check=True)
+    assert r.stdout.strip() == c.id
+    c.remove()
+    with pytest.raises(docker.errors.APIError) as err:
+        docker_client.containers.create("busybox", ["true"], mem_limit="1m")
+    assert err.value.response.status_code == 400 and "Minimum memory limit allowed is 6MB" in str(err.value)
