@@ -250,3 +250,32 @@ def test_memory_limit_oom_is_visible(docker_client, daemon, busybox):
     with pytest.raises(docker.errors.APIError) as err:
         docker_client.containers.create("busybox", ["true"], mem_limit="1m")
     assert err.value.response.status_code == 400 and "Minimum memory limit allowed is 6MB" in str(err.value)
+
+
+def test_twenty_parallel_run_and_force_remove(daemon, busybox):
+    import threading
+    errors, ids = [], []
+
+    def worker(i):
+        client = docker.DockerClient(base_url=daemon.host, version="1.45", timeout=120)
+        try:
+            c = client.containers.run("busybox", ["sleep", "30"], detach=True, name=f"par{i}")
+            ids.append(c.id)
+            c.remove(force=True)
+        except Exception as err:  # noqa: BLE001 - collected and asserted below
+            errors.append(repr(err))
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and len(set(ids)) == 20
+    r = daemon.cli("events", "--since", "0", "--until", f"{time.time():.6f}", "--filter", "type=container",
+                   "--format", "{{.Action}}", check=True)
+    actions = r.stdout.split()
+    assert actions.count("create") == actions.count("start") == actions.count("destroy") == 20
+    assert actions.count("die") == 20
+    assert daemon.cli("ps", "-a", "-q", check=True).stdout == ""
