@@ -285,12 +285,14 @@ class BerthGateway(wsgi.Gateway_10):
 class BerthServer(wsgi.Server):
     """A cheroot server on a socket berth has already bound."""
 
-    shutdown_timeout = 10
     keep_alive_conn_limit = 256
 
     def __init__(self, listener: Listener, app, threads: int):
         bind_addr = listener.unix_path or listener.sock.getsockname()
-        super().__init__(bind_addr, app, numthreads=threads, server_name=SERVER_NAME)
+        # cheroot's default backlog is 5: a burst of clients then gets EAGAIN from connect() on a Unix
+        # socket (seen with 20 parallel docker-py clients). Its __init__ sets these on the instance.
+        super().__init__(bind_addr, app, numthreads=threads, server_name=SERVER_NAME,
+                         request_queue_size=socket.SOMAXCONN, shutdown_timeout=10)
         self.gateway = BerthGateway  # cheroot's __init__ sets its own gateway on the instance
         self.listener = listener
 
