@@ -18,7 +18,7 @@ import time
 from app.errors import Conflict, InvalidParameter, NotFound, NotModified
 from app.events.model import NewEvent
 from app.runtime.monitor import Monitor
-from app.runtime.ocispec import build_spec, command_of, resources_from
+from app.runtime.ocispec import build_spec, command_of, resources_from, write_etc_files
 from app.runtime.overlay import mount_rootfs, unmount_rootfs
 from app.runtime.runc import Runc, RuncError, parse_signal
 
@@ -125,16 +125,9 @@ class Containers:
         config, host_config = json.loads(row["config"]), json.loads(row["host_config"])
         image_row, _ = self.engine.images.resolve(row["image_id"])
         image_cfg = self.engine.images.config(image_row).get("config") or {}
-        layers = [self.engine.images.store.diff_dir(c) for c in self.engine.images.chains(image_row)]
+        layers = self.engine.images.layer_dirs(image_row)
         hostname = config.get("Hostname") or cid[:12]
-        etc = {}
-        for fname, text in (("hostname", hostname + "\n"),
-                            ("hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
-                            ("resolv.conf", "nameserver 127.0.0.1\n")):
-            path = os.path.join(bundle, fname)
-            with open(path, "w") as fh:
-                fh.write(text)
-            etc[f"/etc/{fname}"] = path
+        etc = write_etc_files(bundle, hostname)
         rootfs = mount_rootfs(bundle, layers)
         try:
             spec = build_spec(rootfs=rootfs, container_id=cid, image_config=image_cfg, config=config,
@@ -333,7 +326,7 @@ class Containers:
         from app.runtime.overlay import changes
         row = self.resolve(ref)
         image_row, _ = self.engine.images.resolve(row["image_id"])
-        layers = [self.engine.images.store.diff_dir(c) for c in self.engine.images.chains(image_row)]
+        layers = self.engine.images.layer_dirs(image_row)
         upper = os.path.join(self.bundle(row["id"]), "upper")
         if not os.path.isdir(upper):
             return []
@@ -347,7 +340,7 @@ class Containers:
         cid = row["id"]
         bundle = self.bundle(cid)
         image_row, _ = self.engine.images.resolve(row["image_id"])
-        layers = [self.engine.images.store.diff_dir(c) for c in self.engine.images.chains(image_row)]
+        layers = self.engine.images.layer_dirs(image_row)
         with self.lock:
             mounted_here = row["state"] not in ("running", "paused")
             rootfs = mount_rootfs(bundle, layers)

@@ -96,6 +96,10 @@ class Images:
     def chains(self, row: dict) -> list[str]:
         return chain_ids(self.config(row).get("rootfs", {}).get("diff_ids") or [])
 
+    def layer_dirs(self, row: dict) -> list[str]:
+        """The image's extracted layers, bottom first: a container's overlay lowerdirs."""
+        return [self.store.diff_dir(c) for c in self.chains(row)]
+
     def users(self, image_id: str) -> list[tuple[str, str]]:
         """Containers created from the image: [(id, state)]."""
         return [(r[0], r[1]) for r in self._q("SELECT id, state FROM containers WHERE image_id=?", (image_id,))]

@@ -161,6 +161,20 @@ def clamped_rlimits(requested: list[dict]) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------ the spec
 
+def write_etc_files(directory: str, hostname: str) -> dict[str, str]:
+    """The container's /etc/hostname, /etc/hosts and /etc/resolv.conf, written in `directory` and
+    returned as {container path: host file} for bind mounts. Name resolution comes with networking."""
+    files = {}
+    for name, text in (("hostname", hostname + "\n"),
+                       ("hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
+                       ("resolv.conf", "nameserver 127.0.0.1\n")):
+        path = os.path.join(directory, name)
+        with open(path, "w") as fh:
+            fh.write(text)
+        files[f"/etc/{name}"] = path
+    return files
+
+
 def merge_env(image_env: list[str] | None, create_env: list[str] | None, hostname: str) -> list[str]:
     """Image env, overridden by the create request's, with PATH and HOSTNAME as Docker adds them."""
     merged: dict[str, str] = {}

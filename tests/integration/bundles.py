@@ -6,7 +6,7 @@ import os
 import uuid
 from contextlib import contextmanager
 
-from app.runtime.ocispec import build_spec
+from app.runtime.ocispec import build_spec, write_etc_files
 from app.runtime.overlay import mount_rootfs, unmount_rootfs
 
 
@@ -25,13 +25,7 @@ def bundle(workdir: str, layers: list[str], config: dict, host_config: dict | No
     cgroup_parent = "berth-test-" + os.path.basename(workdir)
     cdir = os.path.join(workdir, "containers", cid)
     os.makedirs(cdir)
-    etc = {}
-    for name, text in (("hostname", cid[:12] + "\n"), ("hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost\n"),
-                       ("resolv.conf", "nameserver 127.0.0.1\n")):
-        path = os.path.join(cdir, name)
-        with open(path, "w") as fh:
-            fh.write(text)
-        etc[f"/etc/{name}"] = path
+    etc = write_etc_files(cdir, cid[:12])
     rootfs = mount_rootfs(cdir, layers)
     try:
         spec = build_spec(rootfs=rootfs, container_id=cid, image_config={"Cmd": ["/bin/sh"]}, config=config,

@@ -191,6 +191,6 @@ def image_layers(workdir, busybox_tar):
         with open(busybox_tar, "rb") as fh:
             image_id = engine.images.import_tar(fh, "-", "busybox", None, "", [])
         row, _ = engine.images.resolve(image_id)
-        yield [engine.images.store.diff_dir(c) for c in engine.images.chains(row)]
+        yield engine.images.layer_dirs(row)
     finally:
         engine.close()
