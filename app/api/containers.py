@@ -126,7 +126,8 @@ def kill_container(ref):
 
 @bp.post("/containers/<ref>/wait")
 def wait_container(ref):
-    containers = _containers()
+    engine = current_engine()          # the body runs after the request context is gone
+    containers = engine.containers
     row = containers.resolve(ref)
     condition = request.args.get("condition") or "not-running"
     if condition not in ("not-running", "next-exit", "removed"):
@@ -148,14 +149,14 @@ def wait_container(ref):
         rows = containers._q("SELECT exit_code FROM containers WHERE id=?", (cid,))
         code = rows[0][0] if rows else row["exit_code"]
         if not rows and condition == "removed":
-            code = _last_exit_code(cid)
+            code = _last_exit_code(engine, cid)
         yield json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n"
 
     return Response(body(), mimetype="application/json")
 
 
-def _last_exit_code(cid: str) -> int:
-    for ev in reversed(current_engine().store.read(0, types=["container"], actions=["die"], limit=10**6)):
+def _last_exit_code(engine, cid: str) -> int:
+    for ev in reversed(engine.store.read(0, types=["container"], actions=["die"], limit=10**6)):
         if ev.actor_id == cid:
             return int(ev.attributes.get("exitCode", "0"))
     return 0

@@ -182,6 +182,8 @@ class Containers:
                 "execDuration": str(max(0, (time.time_ns() - started) // 1_000_000_000))}))
             self.engine.store.append(events)
             self.exited.notify_all()
+            if json.loads(row["host_config"]).get("AutoRemove"):    # `docker run --rm`
+                self.remove(cid, force=False)
 
     def _reap(self, cid: str, bundle: str) -> None:
         """conmon is our child when the daemon is a subreaper: collect it so no zombie stays."""
@@ -256,7 +258,7 @@ class Containers:
             except (Conflict, RuncError):
                 pass
             self.wait_exit(row["id"], None)
-        row = self.resolve(row["id"])
+        # `row` may be gone by now (AutoRemove); its attributes still name the container
         self.engine.store.append([NewEvent("container", "stop", row["id"], self._attrs(row))])
 
     # ------------------------------------------------------------------------------ pause / rename / restart

@@ -279,3 +279,29 @@ def test_twenty_parallel_run_and_force_remove(daemon, busybox):
     assert actions.count("create") == actions.count("start") == actions.count("destroy") == 20
     assert actions.count("die") == 20
     assert daemon.cli("ps", "-a", "-q", check=True).stdout == ""
+
+
+def test_auto_remove(docker_client, daemon, busybox):
+    c = docker_client.containers.create("busybox", ["sh", "-c", "exit 6"], auto_remove=True, name="gone")
+    waiter = docker_client.api.wait  # registered before start, as `docker run --rm` does
+    import threading
+    result = {}
+    t = threading.Thread(target=lambda: result.update(waiter(c.id, condition="removed")))
+    t.start()
+    time.sleep(0.2)
+    c.start()
+    t.join(20)
+    assert result["StatusCode"] == 6
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get("gone")
+
+
+@needs_docker_cli
+def test_docker_cli_run_rm_detached(daemon, busybox):
+    r = docker_cli(daemon, "run", "-d", "--rm", "--name", "tmp", "busybox", "sleep", "30")
+    assert r.returncode == 0, r.stderr
+    assert docker_cli(daemon, "stop", "-t", "0", "tmp").returncode == 0
+    deadline = time.monotonic() + 10
+    while "tmp" in docker_cli(daemon, "ps", "-a").stdout and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "tmp" not in docker_cli(daemon, "ps", "-a").stdout
