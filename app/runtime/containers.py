@@ -5,11 +5,15 @@ file appeared, conmon vanished while the daemon was down) enter as events too, f
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
+import logging
 import os
 import random
 import re
 import secrets
+import select
 import shutil
 import subprocess
 import threading
@@ -28,6 +32,35 @@ _ADJECTIVES = ["brave", "calm", "eager", "fond", "gentle", "happy", "keen", "luc
 _NAMES = ["hopper", "lovelace", "turing", "curie", "knuth", "ritchie", "thompson", "liskov", "hamilton",
           "shannon", "dijkstra", "goldberg", "perlman", "wozniak", "babbage"]
 WATCH_SECONDS = 0.05
+WATCH_FALLBACK_SECONDS = 0.5
+
+
+class ExitDirWatch:
+    """inotify on conmon's exit directory: conmon writes `<id>.tmp` and renames it to `<id>`."""
+
+    IN_MOVED_TO, IN_CLOSE_WRITE, IN_NONBLOCK, IN_CLOEXEC = 0x80, 0x8, 0o4000, 0o2000000
+
+    def __init__(self, path: str):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        self.fd = libc.inotify_init1(self.IN_NONBLOCK | self.IN_CLOEXEC)
+        if self.fd >= 0 and libc.inotify_add_watch(self.fd, path.encode(), self.IN_MOVED_TO | self.IN_CLOSE_WRITE) < 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def wait(self, timeout: float) -> None:
+        if self.fd < 0:
+            time.sleep(WATCH_SECONDS)
+            return
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if ready:
+            try:
+                os.read(self.fd, 65536)   # drain; which file changed does not matter
+            except BlockingIOError:
+                pass
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
 
 
 class Containers:
@@ -151,14 +184,23 @@ class Containers:
     # ------------------------------------------------------------------------------ exits
 
     def _watch(self) -> None:
-        while not self._stop.wait(WATCH_SECONDS):
-            try:
-                for (cid,) in self._q("SELECT id FROM containers WHERE state IN ('running', 'paused')"):
-                    if self.monitor.exit_code(cid) is not None:
-                        self.finish(cid)
-            except Exception:  # noqa: BLE001 - the watcher must survive one bad container
-                import logging
-                logging.getLogger("berth").exception("exit watcher")
+        """Wake on conmon's exit files as they appear (inotify on the exits dir), with a slow poll as
+        a safety net; polling alone added up to its interval to every `wait`."""
+        notify = ExitDirWatch(self.monitor.exits_dir)
+        try:
+            while not self._stop.is_set():
+                notify.wait(WATCH_FALLBACK_SECONDS)
+                self._collect_exits()
+        finally:
+            notify.close()
+
+    def _collect_exits(self) -> None:
+        try:
+            for (cid,) in self._q("SELECT id FROM containers WHERE state IN ('running', 'paused')"):
+                if self.monitor.exit_code(cid) is not None:
+                    self.finish(cid)
+        except Exception:  # noqa: BLE001 - the watcher must survive one bad container
+            logging.getLogger("berth").exception("exit watcher")
 
     def finish(self, cid: str, code: int | None = None) -> None:
         """Record an exit: oom/die events, runc state deleted, rootfs unmounted, waiters woken."""
