@@ -42,25 +42,28 @@ class ExitDirWatch:
 
     def __init__(self, path: str):
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        self._wake_r, self._wake_w = os.pipe()   # close() wakes a waiting watcher at once
         self.fd = libc.inotify_init1(self.IN_NONBLOCK | self.IN_CLOEXEC)
         if self.fd >= 0 and libc.inotify_add_watch(self.fd, path.encode(), self.IN_MOVED_TO | self.IN_CLOSE_WRITE) < 0:
             os.close(self.fd)
             self.fd = -1
 
     def wait(self, timeout: float) -> None:
-        if self.fd < 0:
-            time.sleep(WATCH_SECONDS)
-            return
-        ready, _, _ = select.select([self.fd], [], [], timeout)
-        if ready:
+        fds = [self._wake_r] + ([self.fd] if self.fd >= 0 else [])
+        ready, _, _ = select.select(fds, [], [], timeout if self.fd >= 0 else WATCH_SECONDS)
+        if self.fd in ready:
             try:
                 os.read(self.fd, 65536)   # drain; which file changed does not matter
             except BlockingIOError:
                 pass
 
+    def wake(self) -> None:
+        os.write(self._wake_w, b"x")
+
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
+        for fd in (self.fd, self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
 
 
 class Containers:
@@ -77,6 +80,7 @@ class Containers:
         self.exited = threading.Condition(self.lock)
         self._stop = threading.Event()
         self.reconcile()
+        self._notify = ExitDirWatch(self.monitor.exits_dir)
         self._watcher = threading.Thread(target=self._watch, name="exit-watcher", daemon=True)
         self._watcher.start()
 
@@ -186,7 +190,7 @@ class Containers:
     def _watch(self) -> None:
         """Wake on conmon's exit files as they appear (inotify on the exits dir), with a slow poll as
         a safety net; polling alone added up to its interval to every `wait`."""
-        notify = ExitDirWatch(self.monitor.exits_dir)
+        notify = self._notify
         try:
             while not self._stop.is_set():
                 notify.wait(WATCH_FALLBACK_SECONDS)
@@ -443,6 +447,7 @@ class Containers:
     def close(self) -> None:
         """Stop watching (containers keep running under conmon); drop our cgroup parent if empty."""
         self._stop.set()
+        self._notify.wake()
         self._watcher.join()
         for controller in os.listdir("/sys/fs/cgroup") if os.path.isdir("/sys/fs/cgroup") else ():
             try:

@@ -80,6 +80,9 @@ def test_create_failure_is_reported_and_leaves_no_monitor(monitor, workdir, imag
             with pytest.raises(RuncError) as err:
                 monitor.create(cid, cdir, "t2")
             assert "no such file or directory" in str(err.value)
+            deadline = time.monotonic() + 10               # conmon reports, then exits
+            while monitor.conmon_pid(cid, cdir) is not None and time.monotonic() < deadline:
+                time.sleep(0.02)
             assert monitor.conmon_pid(cid, cdir) is None
         finally:
             finish(monitor, cid, cdir)
