@@ -65,18 +65,15 @@ def list_containers():
     rows = store.query(sql + " ORDER BY created_nano DESC")
     now = time.time_ns()
     out = []
-    for row in rows:
-        labels = json.loads(row["labels"])
+    for row in rows:   # projection columns only: no per-row decoding of the stored configs
+        labels = json.loads(row["labels"]) if row["labels"] != "{}" else {}
         if not _matches(row, labels, f):
             continue
-        config = json.loads(row["config"])
-        host_config = json.loads(row["host_config"])
-        command = " ".join((config.get("Entrypoint") or []) + (config.get("Cmd") or []))
         out.append({
             "Id": row["id"], "Names": ["/" + row["name"]], "Image": row["image"], "ImageID": row["image_id"],
-            "Command": command, "Created": row["created_nano"] // 1_000_000_000, "Ports": [], "Labels": labels,
-            "State": row["state"], "Status": status_text(row, now),
-            "HostConfig": {"NetworkMode": host_config.get("NetworkMode", "default")},
+            "Command": row["command"], "Created": row["created_nano"] // 1_000_000_000, "Ports": [],
+            "Labels": labels, "State": row["state"], "Status": status_text(row, now),
+            "HostConfig": {"NetworkMode": row["network_mode"]},
             "NetworkSettings": {"Networks": {}}, "Mounts": [],
         })
         if 0 < q["limit"] <= len(out):

@@ -13,7 +13,7 @@ STATES = ("created", "running", "paused", "restarting", "removing", "exited", "d
 
 class ContainersProjector:
     name = "containers"
-    version = 2
+    version = 3
     tables = ("containers",)
     schema = (
         """CREATE TABLE IF NOT EXISTS containers (
@@ -30,6 +30,8 @@ class ContainersProjector:
             finished_nano INTEGER NOT NULL DEFAULT 0,
             restart_count INTEGER NOT NULL DEFAULT 0,
             labels TEXT NOT NULL DEFAULT '{}',
+            command TEXT NOT NULL DEFAULT '',
+            network_mode TEXT NOT NULL DEFAULT 'default',
             config TEXT NOT NULL DEFAULT '{}',
             host_config TEXT NOT NULL DEFAULT '{}'
         )""",
@@ -45,13 +47,14 @@ class ContainersProjector:
     def _on_create(self, conn, ev: Event) -> None:
         payload = ev.payload or {}
         labels = payload.get("labels", {})
+        host_config = payload.get("host_config", {})
         conn.execute(
-            "INSERT OR REPLACE INTO containers (id, name, image, image_id, created_nano, labels, config, host_config)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO containers (id, name, image, image_id, created_nano, labels, command,"
+            " network_mode, config, host_config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (ev.actor_id, ev.attributes.get("name", ev.actor_id[:12]), ev.attributes.get("image", ""),
              payload.get("image_id", ""), ev.time_nano, json.dumps(labels, sort_keys=True),
-             json.dumps(payload.get("config", {}), sort_keys=True),
-             json.dumps(payload.get("host_config", {}), sort_keys=True)),
+             " ".join(payload.get("command") or []), host_config.get("NetworkMode") or "default",
+             json.dumps(payload.get("config", {}), sort_keys=True), json.dumps(host_config, sort_keys=True)),
         )
 
     def _on_start(self, conn, ev: Event) -> None:

@@ -133,7 +133,7 @@ class Containers:
         host_config = body.get("HostConfig") or {}
         config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
         resources_from(host_config)                 # limits are checked now, not at start
-        command_of(image_cfg, config)
+        command = command_of(image_cfg, config)
         mode = host_config.get("NetworkMode") or "default"
         if mode not in ("default", "bridge", "none", "host"):
             raise InvalidParameter(f"network {mode} not found")
@@ -143,7 +143,8 @@ class Containers:
             labels = {**(image_cfg.get("Labels") or {}), **(config.get("Labels") or {})}
             attrs = {"image": image_ref, "name": cname, **labels}
             self.engine.store.append([NewEvent("container", "create", cid, attrs, payload={
-                "config": config, "host_config": host_config, "image_id": row["id"], "labels": labels})])
+                "config": config, "host_config": host_config, "image_id": row["id"], "labels": labels,
+                "command": command})])
         return cid
 
     # ------------------------------------------------------------------------------ start

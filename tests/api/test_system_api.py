@@ -160,7 +160,8 @@ def test_internal_bookkeeping_events_are_not_streamed(api, engine):
 def test_containers_list_from_projection(api, engine):
     store = engine.store
     store.append([NewEvent("container", "create", "a" * 64, {"name": "up", "image": "busybox"},
-                           payload={"config": {"Cmd": ["sleep", "9"]}, "labels": {"t": "1"}})])
+                           payload={"config": {"Cmd": ["sleep", "9"]}, "labels": {"t": "1"},
+                                    "command": ["sleep", "9"]})])
     store.append([NewEvent("container", "start", "a" * 64, {"name": "up"}, payload={"pid": 1})])
     store.append([NewEvent("container", "create", "b" * 64, {"name": "new", "image": "busybox"})])
     running = api.get("/containers/json").get_json()
