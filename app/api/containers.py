@@ -123,8 +123,7 @@ def kill_container(ref):
 
 @bp.post("/containers/<ref>/wait")
 def wait_container(ref):
-    engine = current_engine()          # the body runs after the request context is gone
-    containers = engine.containers
+    containers = _containers()         # captured: the body runs after the request context is gone
     row = containers.resolve(ref)
     condition = request.args.get("condition") or "not-running"
     if condition not in ("not-running", "next-exit", "removed"):
@@ -134,29 +133,18 @@ def wait_container(ref):
     def body():
         yield b""   # the head goes out now: `docker run` calls /start only after seeing it
         if condition == "next-exit" and row["state"] not in ("running", "paused"):
-            # wait for a start and then its exit
-            while containers._q("SELECT state FROM containers WHERE id=?", (cid,)) and \
-                    containers._q("SELECT state FROM containers WHERE id=?", (cid,))[0][0] not in ("running", "paused"):
+            while (state := containers._q("SELECT state FROM containers WHERE id=?", (cid,))) and \
+                    state[0][0] not in ("running", "paused"):    # wait for a start, then its exit
                 time.sleep(0.02)
         containers.wait_exit(cid, None)
         if condition == "removed":
             while containers._q("SELECT 1 FROM containers WHERE id=?", (cid,)):
                 with containers.lock:
                     containers.exited.wait(0.2)
-        rows = containers._q("SELECT exit_code FROM containers WHERE id=?", (cid,))
-        code = rows[0][0] if rows else row["exit_code"]
-        if not rows and condition == "removed":
-            code = _last_exit_code(engine, cid)
+        code = containers.last_exit_code(cid)
         yield json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n"
 
     return Response(body(), mimetype="application/json")
-
-
-def _last_exit_code(engine, cid: str) -> int:
-    for ev in reversed(engine.store.read(0, types=["container"], actions=["die"], limit=10**6)):
-        if ev.actor_id == cid:
-            return int(ev.attributes.get("exitCode", "0"))
-    return 0
 
 
 class RemoveQuery(Schema):

@@ -286,6 +286,13 @@ class Containers:
                     return False
                 self.exited.wait(min(left, WATCH_SECONDS * 4) if left is not None else WATCH_SECONDS * 4)
 
+    def last_exit_code(self, cid: str) -> int:
+        """The code of the container's latest `die` event: the log outlives an auto-removed row.
+        Read newest first, so the scan stops at the recent event."""
+        rows = self._q("SELECT attributes FROM events WHERE action='die' AND type='container' AND actor_id=?"
+                       " ORDER BY seq DESC LIMIT 1", (cid,))
+        return int(json.loads(rows[0][0]).get("exitCode", "0")) if rows else 0
+
     def stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
         row = self.resolve(ref)
         if row["state"] not in ("running", "paused"):
