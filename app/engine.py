@@ -95,6 +95,7 @@ class Engine:
     def begin_shutdown(self) -> None:
         self.shutting_down.set()
         self.store.wake_waiters()
+        self.containers.end_attaches()
 
     def close(self) -> None:
         self.begin_shutdown()

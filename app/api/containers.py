@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import threading
 import time
 
 from flask import Blueprint, Response, jsonify, request
@@ -10,7 +12,7 @@ from marshmallow import Schema, fields
 
 from app.api import current_engine
 from app.api.params import DockerBool, Filters, Timestamp, load_query
-from app.errors import InvalidParameter, NotFound
+from app.errors import Conflict, InvalidParameter, NotFound, NotImplemented_
 from app.common.filters import labels_match
 from app.common.humanize import human_duration
 
@@ -129,19 +131,13 @@ def wait_container(ref):
     if condition not in ("not-running", "next-exit", "removed"):
         raise InvalidParameter(f"invalid condition: {condition}")
     cid = row["id"]
+    after_seq = current_engine().store.last_seq
 
     def body():
         yield b""   # the head goes out now: `docker run` calls /start only after seeing it
-        if condition == "next-exit" and row["state"] not in ("running", "paused"):
-            while (state := containers._q("SELECT state FROM containers WHERE id=?", (cid,))) and \
-                    state[0][0] not in ("running", "paused"):    # wait for a start, then its exit
-                time.sleep(0.02)
-        containers.wait_exit(cid, None)
-        if condition == "removed":
-            while containers._q("SELECT 1 FROM containers WHERE id=?", (cid,)):
-                with containers.lock:
-                    containers.exited.wait(0.2)
-        code = containers.last_exit_code(cid)
+        code = containers.wait_condition(cid, condition, after_seq)
+        if code is None:
+            return                  # daemon shutdown
         yield json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n"
 
     return Response(body(), mimetype="application/json")
@@ -191,7 +187,7 @@ def inspect_container(ref):
         "State": {"Status": state, "Running": state in ("running", "paused"), "Paused": state == "paused",
                   "Restarting": state == "restarting", "OOMKilled": bool(row["oom_killed"]), "Dead": state == "dead",
                   "Pid": row["pid"] if state in ("running", "paused") else 0, "ExitCode": row["exit_code"],
-                  "Error": "", "StartedAt": _rfc3339(row["started_nano"]),
+                  "Error": row["error"], "StartedAt": _rfc3339(row["started_nano"]),
                   "FinishedAt": _rfc3339(row["finished_nano"])},
         "Image": row["image_id"], "ResolvConfPath": os.path.join(bundle, "resolv.conf"),
         "HostnamePath": os.path.join(bundle, "hostname"), "HostsPath": os.path.join(bundle, "hosts"),
@@ -221,7 +217,7 @@ class LogsQuery(Schema):
 
 @bp.get("/containers/<ref>/logs")
 def container_logs(ref):
-    from app.runtime.logs import messages, render, select
+    from app.runtime.logs import follow, messages, render, select
     q = load_query(LogsQuery(), request.args)
     if not q["stdout"] and not q["stderr"]:
         raise InvalidParameter("Bad parameters: you must choose at least one stream")
@@ -242,14 +238,9 @@ def container_logs(ref):
         with fh:
             for msg in select(messages(fh), q["since"] or 0, q["until"] or 0, tail, streams):
                 yield render(msg, q["timestamps"], tty)
-            while q["follow"]:
-                running = containers._q("SELECT state FROM containers WHERE id=?", (cid,))
-                lines = fh.readlines()
-                for msg in select(messages(lines), q["since"] or 0, q["until"] or 0, -1, streams):
-                    yield render(msg, q["timestamps"], tty)
-                if not running or running[0][0] not in ("running", "paused"):
-                    return
-                time.sleep(0.1)
+            if q["follow"]:
+                yield from follow(fh, lambda: containers.is_running(cid), streams, q["since"] or 0,
+                                  q["until"] or 0, q["timestamps"], tty)
 
     media = "application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream"
     return Response(body(), mimetype=media)
@@ -293,3 +284,104 @@ def container_changes(ref):
 @bp.get("/containers/<ref>/export")
 def export_container(ref):
     return Response(_containers().export(ref), mimetype="application/x-tar")
+
+
+# ------------------------------------------------------------------------------------------ attach
+
+HIJACK_HEAD_GRACE = 0.05
+
+
+class AttachQuery(Schema):
+    stream = DockerBool(load_default=False)
+    stdin = DockerBool(load_default=False)
+    stdout = DockerBool(load_default=False)
+    stderr = DockerBool(load_default=False)
+    logs = DockerBool(load_default=False)
+    detachKeys = fields.String(load_default=None)
+
+
+def _peer_hung_up(sock) -> bool:
+    """POLLHUP: the client closed its end (a half-close for stdin EOF is not a hang-up)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLHUP)
+    return any(ev & select.POLLHUP for _, ev in poller.poll(0))
+
+
+@bp.post("/containers/<ref>/attach")
+def attach_container(ref):
+    """Hijacked attach: `101 UPGRADED` when the client asked to upgrade (docker CLI, docker-py), a raw
+    200 stream otherwise; then the connection carries stdin one way and output the other."""
+    from app.runtime.attach import parse_detach_keys, relay
+    from app.runtime.logs import follow, messages, render, select as select_logs
+    q = load_query(AttachQuery(), request.args)
+    containers = _containers()
+    row = containers.resolve(ref)
+    if row["state"] == "paused":
+        raise Conflict(f"container {ref} is paused, unpause the container before attach.")
+    if row["state"] == "restarting":
+        raise Conflict(f"container {ref} is restarting, wait until the container is running.")
+    keys = parse_detach_keys(q["detachKeys"])
+    hijack = request.environ.get("berth.hijack")
+    if hijack is None:
+        raise NotImplemented_("attach needs berth's HTTP server (a connection that can be taken over)")
+    cid = row["id"]
+    config = json.loads(row["config"])
+    tty = bool(config.get("Tty"))
+    multiplexed = not tty and _version_at_least(request.environ.get("berth.api_version", "1.45"), (1, 42))
+    media = "application/vnd.docker.multiplexed-stream" if multiplexed else "application/vnd.docker.raw-stream"
+    if "upgrade" in request.headers.get("Connection", "").lower() or request.headers.get("Upgrade"):
+        sock, reader = hijack("101 UPGRADED", [("Content-Type", media), ("Connection", "Upgrade"),
+                                                ("Upgrade", "tcp")])
+    else:
+        sock, reader = hijack("200 OK", [("Content-Type", media)])
+    streams = tuple(s for s in ("stdout", "stderr") if q[s])
+    log_path = containers.monitor.files(cid, containers.bundle(cid)).log
+    fh = open(log_path, "rb") if q["logs"] and os.path.exists(log_path) else None
+    try:
+        if fh and streams:
+            history = b"".join(render(msg, False, tty) for msg in select_logs(messages(fh), 0, 0, -1, streams))
+            if history:
+                # docker-py reads the 101 head through a buffered reader and then reads the raw socket:
+                # bytes that arrive with the head are lost to it. Let the head go out on its own first.
+                time.sleep(HIJACK_HEAD_GRACE)
+                sock.sendall(history)
+        if q["stream"]:
+            containers.record_attach(cid, "attach")
+            conn = containers.attach_connection(cid, lambda: _peer_hung_up(sock))
+            if conn is not None:
+                detached = threading.Event()
+                output = None
+                if q["logs"]:     # history came from the log: follow the same file on, gap- and overlap-free
+                    fh = fh or open(log_path, "rb")
+                    output = follow(fh, lambda: not detached.is_set() and containers.is_running(cid), streams,
+                                    tty=tty)
+                was_detached = relay(conn, sock, reader, tty=tty, stdout=q["stdout"], stderr=q["stderr"],
+                                     stdin=q["stdin"], stdin_once=bool(config.get("StdinOnce")),
+                                     detach_keys=keys, output=output, detached=detached)
+                if was_detached:
+                    containers.record_attach(cid, "detach")
+    except OSError:
+        pass                                  # the client went away
+    finally:
+        if fh:
+            fh.close()
+    return Response(b"")                      # ignored: the connection was taken over
+
+
+def _version_at_least(version: str, minimum: tuple[int, int]) -> bool:
+    major, _, minor = version.partition(".")
+    return (int(major), int(minor or 0)) >= minimum
+
+
+class ResizeQuery(Schema):
+    h = fields.Integer(load_default=0)
+    w = fields.Integer(load_default=0)
+
+
+@bp.post("/containers/<ref>/resize")
+def resize_container(ref):
+    q = load_query(ResizeQuery(), request.args)
+    if q["h"] < 0 or q["w"] < 0:
+        raise InvalidParameter("invalid terminal size: height and width must be positive")
+    _containers().resize(ref, q["h"], q["w"])
+    return Response(status=200)

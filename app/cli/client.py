@@ -74,6 +74,46 @@ class Client:
             raise APIError(resp.status, message)
         return resp
 
+    def hijack(self, method: str, path: str, params: dict | None = None) -> tuple[socket.socket, bytes]:
+        """Send an upgrade request on a connection of its own and return the raw socket once the daemon
+        answers `101 UPGRADED`, with any bytes that arrived after the head."""
+        url = f"/v{API_VERSION}{path}"
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        if query:
+            url += "?" + urlencode(query, doseq=True)
+        try:
+            if isinstance(self._conn, _UnixConnection):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.connect(self._conn.unix_path)
+            else:
+                sock = socket.create_connection((self._conn.host, self._conn.port))
+        except OSError as err:
+            raise CannotConnect(
+                f"Cannot connect to the berth daemon at {self.host}. Is the daemon running?") from err
+        sock.sendall(f"{method} {url} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: berth-cli\r\n"
+                     "Content-Length: 0\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                sock.close()
+                raise CannotConnect("the daemon closed the connection during an attach")
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if status >= 400:
+            headers = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)
+            length = int(headers.get(b"Content-Length", b"0").strip() or 0)
+            while len(rest) < length and (chunk := sock.recv(65536)):
+                rest += chunk
+            sock.close()
+            try:
+                message = json.loads(rest)["message"]
+            except (ValueError, KeyError, TypeError):
+                message = rest.decode(errors="replace").strip()
+            raise APIError(status, message)
+        return sock, rest
+
     def get_json(self, path: str, params: dict | None = None):
         resp = self.request("GET", path, params)
         return json.loads(resp.read() or b"null")

@@ -1,19 +1,21 @@
 """Container commands: create, start, run, ps, stop, kill, rm, wait, logs (Docker's flags and output).
 
-Foreground `run` shows the container's output by following its log until it exits (attach with stdin
-comes with the hijacked-stream work), and exits with the container's code; errors use 125/126/127.
+Foreground `run` attaches before it starts the container (hijacked stream, app/cli/attach.py), so no
+output is missed, and exits with the container's code; errors use 125/126/127.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import struct
 import sys
 import time
 from urllib.parse import quote
 
-from app.cli.client import APIError
+from app.cli.attach import AttachSession, parse_attach_flags, resize_to_terminal, wait_request
+from app.cli.client import APIError, Client
 from app.cli.system import _template, filter_flags
 from app.common.filters import to_query
 from app.common.timeparse import TimeParseError, format_unix_nano, parse_timestamp
@@ -47,6 +49,10 @@ def register(sub) -> None:
         p.add_argument("--stop-signal")
         p.add_argument("--stop-timeout", type=int)
         p.add_argument("-t", "--tty", action="store_true")
+        p.add_argument("-i", "--interactive", action="store_true")
+        p.add_argument("-a", "--attach", action="append", default=[])
+        if cmd == "run":
+            p.add_argument("--detach-keys")
         p.add_argument("-m", "--memory")
         p.add_argument("--memory-swap")
         p.add_argument("-c", "--cpu-shares", type=int)
@@ -69,10 +75,20 @@ def register(sub) -> None:
             p.add_argument("-s", "--signal")
         if cmd == "kill":
             p.add_argument("-s", "--signal", default="KILL")
+        if cmd == "start":
+            p.add_argument("-a", "--attach", action="store_true")
+            p.add_argument("-i", "--interactive", action="store_true")
+            p.add_argument("--detach-keys")
         if cmd == "rm":
             p.add_argument("-f", "--force", action="store_true")
             p.add_argument("-v", "--volumes", action="store_true")
         p.set_defaults(func=globals()[f"cmd_{cmd}"])
+    p = sub.add_parser("attach", help="attach local standard input, output, and error streams to a running "
+                                      "container")
+    p.add_argument("container")
+    p.add_argument("--no-stdin", action="store_true")
+    p.add_argument("--detach-keys")
+    p.set_defaults(func=cmd_attach)
     p = sub.add_parser("top", help="display the running processes of a container")
     p.add_argument("container")
     p.add_argument("ps_args", nargs=argparse.REMAINDER)
@@ -130,8 +146,16 @@ def _create_body(args) -> dict:
         host["NanoCpus"] = int(args.cpus * 1e9)
     if args.pids_limit is not None:
         host["PidsLimit"] = args.pids_limit
+    host["AutoRemove"] = bool(getattr(args, "rm", False))
+    if args.tty and sys.stdout.isatty():          # the pty gets its size before the process runs
+        size = os.get_terminal_size(sys.stdout.fileno())
+        host["ConsoleSize"] = [size.lines, size.columns]
+    streams = _run_streams(args)
     body = {"Image": args.image, "Env": env, "Labels": dict(l.partition("=")[::2] for l in args.label),
-            "Tty": args.tty, "HostConfig": host}
+            "Tty": args.tty, "OpenStdin": args.interactive,
+            "StdinOnce": args.interactive and "stdin" in streams and not getattr(args, "detach", True),
+            "AttachStdin": "stdin" in streams, "AttachStdout": "stdout" in streams,
+            "AttachStderr": "stderr" in streams, "HostConfig": host}
     if args.command:
         body["Cmd"] = args.command
     for key, value in (("Hostname", args.hostname), ("User", args.user), ("WorkingDir", args.workdir),
@@ -167,25 +191,69 @@ def cmd_create(args, client) -> int:
     return 0
 
 
+def _run_streams(args) -> set[str]:
+    """The streams a foreground run attaches: `-a` as given, else stdout+stderr (+stdin with -i)."""
+    if getattr(args, "detach", False):
+        return set()
+    if args.attach:
+        return parse_attach_flags(args.attach)
+    return {"stdout", "stderr"} | ({"stdin"} if args.interactive else set())
+
+
 def cmd_run(args, client) -> int:
+    if args.detach and args.attach:
+        return _err("Conflicting options: -a and -d", 125)
     try:
         cid = _create(args, client)
     except ValueError as err:
         return _err(f"invalid argument: {err}", 125)
     except APIError as err:
         return _err(f"Error response from daemon: {err.message}", 125)
-    try:
-        client.request("POST", f"/containers/{cid}/start").read()
-    except APIError as err:
-        return _err(f"Error response from daemon: {err.message}", _status_code(err.message))
     if args.detach:
+        try:
+            client.request("POST", f"/containers/{cid}/start").read()
+        except APIError as err:
+            return _err(f"Error response from daemon: {err.message}", _status_code(err.message))
         print(cid)
         return 0
-    _stream_logs(client, cid, {"follow": "1", "stdout": "1", "stderr": "1"}, args.tty)
-    code = json.loads(client.request("POST", f"/containers/{cid}/wait").read())["StatusCode"]
-    if args.rm:
-        client.request("DELETE", f"/containers/{cid}").read()
-    return code
+    return _attach_and_start(client, cid, _run_streams(args), args.tty, args.detach_keys,
+                             "removed" if args.rm else "next-exit")
+
+
+def _attach_and_start(client, cid: str, streams: set[str], tty: bool, detach_keys, condition: str) -> int:
+    """docker's order: attach, ask for the exit code, start, relay; the exit code is the container's."""
+    try:
+        session = AttachSession(client, cid, streams, tty, detach_keys)
+        exit_code = wait_request(lambda: Client(client.host), cid, condition)
+    except APIError as err:
+        return _err(f"Error response from daemon: {err.message}", 125)
+    try:
+        client.request("POST", f"/containers/{quote(cid)}/start").read()
+    except APIError as err:
+        session.close()
+        return _err(f"Error response from daemon: {err.message}", _status_code(err.message))
+    if tty and sys.stdout.isatty():
+        resize_to_terminal(client, cid)
+    session.run()
+    return exit_code()
+
+
+def cmd_attach(args, client) -> int:
+    info = client.get_json(f"/containers/{quote(args.container)}/json")
+    if not info["State"]["Running"]:
+        return _err("You cannot attach to a stopped container, start it first", 1)
+    if info["State"]["Paused"]:
+        return _err("You cannot attach to a paused container, unpause it first", 1)
+    tty = bool(info["Config"].get("Tty"))
+    streams = {"stdout", "stderr"} | ({"stdin"} if info["Config"].get("OpenStdin") and not args.no_stdin
+                                      else set())
+    exit_code = wait_request(lambda: Client(client.host), info["Id"], "not-running")
+    session = AttachSession(client, info["Id"], streams, tty, args.detach_keys)
+    if tty and sys.stdout.isatty():
+        resize_to_terminal(client, info["Id"])
+    session.run()
+    state = client.get_json(f"/containers/{quote(info['Id'])}/json")["State"]
+    return exit_code() if not state["Running"] else 0
 
 
 def _stream_logs(client, cid: str, params: dict, tty: bool) -> None:
@@ -215,6 +283,17 @@ def _each(args, client, action) -> int:
 
 
 def cmd_start(args, client) -> int:
+    if args.attach or args.interactive:
+        if len(args.containers) > 1:
+            return _err("you cannot start and attach multiple containers at once", 1)
+        try:
+            info = client.get_json(f"/containers/{quote(args.containers[0])}/json")
+        except APIError as err:
+            return _err(f"Error response from daemon: {err.message}", 1)
+        config = info["Config"]
+        streams = {"stdout", "stderr"} | ({"stdin"} if args.interactive and config.get("OpenStdin") else set())
+        condition = "removed" if info["HostConfig"].get("AutoRemove") else "next-exit"
+        return _attach_and_start(client, info["Id"], streams, bool(config.get("Tty")), args.detach_keys, condition)
     return _each(args, client, lambda n: client.request("POST", f"/containers/{quote(n)}/start").read())
 
 

@@ -13,7 +13,7 @@ STATES = ("created", "running", "paused", "restarting", "removing", "exited", "d
 
 class ContainersProjector:
     name = "containers"
-    version = 3
+    version = 4
     tables = ("containers",)
     schema = (
         """CREATE TABLE IF NOT EXISTS containers (
@@ -33,7 +33,8 @@ class ContainersProjector:
             command TEXT NOT NULL DEFAULT '',
             network_mode TEXT NOT NULL DEFAULT 'default',
             config TEXT NOT NULL DEFAULT '{}',
-            host_config TEXT NOT NULL DEFAULT '{}'
+            host_config TEXT NOT NULL DEFAULT '{}',
+            error TEXT NOT NULL DEFAULT ''
         )""",
     )
 
@@ -60,7 +61,8 @@ class ContainersProjector:
     def _on_start(self, conn, ev: Event) -> None:
         pid = int((ev.payload or {}).get("pid", 0))
         conn.execute(
-            "UPDATE containers SET state='running', pid=?, started_nano=?, exit_code=0, oom_killed=0 WHERE id=?",
+            "UPDATE containers SET state='running', pid=?, started_nano=?, exit_code=0, oom_killed=0, error=''"
+            " WHERE id=?",
             (pid, ev.time_nano, ev.actor_id))
 
     def _on_die(self, conn, ev: Event) -> None:
@@ -71,6 +73,12 @@ class ContainersProjector:
         conn.execute(
             "UPDATE containers SET state='exited', pid=0, exit_code=?, finished_nano=? WHERE id=?",
             (code, ev.time_nano, ev.actor_id))
+
+    def _on_start_failed(self, conn, ev: Event) -> None:
+        """berth's own record of a start the runtime refused: Docker's State.Error and exit code."""
+        payload = ev.payload or {}
+        conn.execute("UPDATE containers SET error=?, exit_code=? WHERE id=?",
+                     (payload.get("error", ""), int(payload.get("exit_code", 128)), ev.actor_id))
 
     def _on_oom(self, conn, ev: Event) -> None:
         conn.execute("UPDATE containers SET oom_killed=1 WHERE id=?", (ev.actor_id,))

@@ -15,9 +15,11 @@ import re
 import secrets
 import select
 import shutil
+import socket
 import subprocess
 import threading
 import time
+import weakref
 
 from app.errors import Conflict, InvalidParameter, NotFound, NotModified
 from app.events.model import NewEvent
@@ -66,6 +68,24 @@ class ExitDirWatch:
                 os.close(fd)
 
 
+def _exit_code_for(err: Exception) -> int:
+    """Docker's exit code for a start the runtime refused: 127 not found, 126 not executable."""
+    text = str(err)
+    if "executable file not found" in text or "no such file or directory" in text:
+        return 127
+    if "permission denied" in text or "is a directory" in text:
+        return 126
+    return 128
+
+
+class _AttachWaiter:
+    """An attach that arrived before the container started (`docker run` attaches, then starts)."""
+
+    def __init__(self):
+        self.ready = threading.Event()
+        self.conn = None        # conmon attach connection, or None when the container went away
+
+
 class Containers:
     def __init__(self, engine, runtime: str, conmon: str | None):
         self.engine = engine
@@ -79,6 +99,9 @@ class Containers:
         self.lock = threading.RLock()
         self.exited = threading.Condition(self.lock)
         self._stop = threading.Event()
+        self._attach_waiters: dict[str, list[_AttachWaiter]] = {}
+        self._attached: weakref.WeakSet = weakref.WeakSet()    # live conmon attach connections
+        self._closing = threading.Event()
         self.reconcile()
         self._notify = ExitDirWatch(self.monitor.exits_dir)
         self._watcher = threading.Thread(target=self._watch, name="exit-watcher", daemon=True)
@@ -100,6 +123,10 @@ class Containers:
         if not rows:
             raise NotFound(f"No such container: {ref}")
         return dict(rows[0])
+
+    def is_running(self, cid: str) -> bool:
+        rows = self._q("SELECT state FROM containers WHERE id=?", (cid,))
+        return bool(rows) and rows[0][0] in ("running", "paused")
 
     def bundle(self, cid: str) -> str:
         return os.path.join(self.dir, cid)
@@ -154,7 +181,14 @@ class Containers:
             row = self.resolve(ref)
             if row["state"] in ("running", "paused", "restarting"):
                 raise NotModified("container already started")
-            self._prepare_and_run(row)
+            try:
+                self._prepare_and_run(row)
+            except (RuncError, InvalidParameter) as err:
+                self.engine.store.append([NewEvent("container", "start-failed", row["id"], self._attrs(row),
+                                                   payload={"error": str(err), "exit_code": _exit_code_for(err)})])
+                if json.loads(row["host_config"]).get("AutoRemove"):
+                    self.remove(row["id"], force=True)     # as Docker: a --rm container that cannot start goes
+                raise
 
     def _prepare_and_run(self, row: dict) -> None:
         cid = row["id"]
@@ -175,7 +209,8 @@ class Containers:
                 json.dump(spec, fh)
             self.monitor.cleanup(cid, bundle)     # an exit file of a previous run
             pid = self.monitor.create(cid, bundle, row["name"], stdin=bool(config.get("OpenStdin")),
-                                      tty=bool(config.get("Tty")))
+                                      stdin_once=bool(config.get("StdinOnce")), tty=bool(config.get("Tty")))
+            self._connect_waiting_attaches(cid, bundle)   # before the process runs: no output is missed
             self.monitor.start(cid)
         except BaseException:
             self.runc.delete(cid, force=True)
@@ -185,6 +220,64 @@ class Containers:
 
     def _attrs(self, row: dict) -> dict:
         return {"image": row["image"], "name": row["name"], **json.loads(row["labels"])}
+
+    # ------------------------------------------------------------------------------ attach
+
+    def attach_connection(self, cid: str, client_gone) -> "socket.socket | None":
+        """A connection to the container's conmon attach socket: now if it runs, else at its next start
+        (connected by start() before the process runs). None if the container is removed first, the
+        daemon stops, or `client_gone()` says the client hung up while waiting."""
+        waiter = _AttachWaiter()
+        with self.lock:
+            row = self.resolve(cid)
+            if self._closing.is_set():
+                return None
+            if row["state"] in ("running", "paused"):
+                try:
+                    conn = self.monitor.connect_attach(cid, self.bundle(cid))
+                except OSError:     # it exited a moment ago; nothing more will come
+                    return None
+                self._attached.add(conn)
+                return conn
+            self._attach_waiters.setdefault(cid, []).append(waiter)
+        try:
+            while not waiter.ready.wait(0.2):
+                if self._closing.is_set() or client_gone():
+                    break
+        finally:
+            with self.lock:
+                waiting = self._attach_waiters.get(cid, [])
+                if waiter in waiting:
+                    waiting.remove(waiter)
+                if not waiting:
+                    self._attach_waiters.pop(cid, None)
+        return waiter.conn
+
+    def _connect_waiting_attaches(self, cid: str, bundle: str) -> None:
+        for waiter in self._attach_waiters.pop(cid, []):
+            try:
+                waiter.conn = self.monitor.connect_attach(cid, bundle)
+                self._attached.add(waiter.conn)
+            except OSError:
+                logging.getLogger("berth").exception("attach %s", cid[:12])
+            waiter.ready.set()
+
+    def resize(self, ref: str, height: int, width: int) -> None:
+        row = self.resolve(ref)
+        if row["state"] not in ("running", "paused"):
+            raise Conflict(f"Container {row['id']} is not running")
+        if not json.loads(row["config"]).get("Tty"):
+            return                          # Docker accepts a resize of a non-tty container and ignores it
+        try:
+            self.monitor.resize(row["id"], self.bundle(row["id"]), height, width)
+        except OSError as err:
+            raise Conflict(f"Container {row['id']} is not running") from err
+
+    def record_attach(self, cid: str, action: str) -> None:
+        """`attach` / `detach` events, in Docker's shape."""
+        rows = self._q("SELECT * FROM containers WHERE id=?", (cid,))
+        if rows:
+            self.engine.store.append([NewEvent("container", action, cid, self._attrs(dict(rows[0])))])
 
     # ------------------------------------------------------------------------------ exits
 
@@ -285,6 +378,30 @@ class Containers:
                 if left is not None and left <= 0:
                     return False
                 self.exited.wait(min(left, WATCH_SECONDS * 4) if left is not None else WATCH_SECONDS * 4)
+
+    def wait_condition(self, cid: str, condition: str, after_seq: int) -> int | None:
+        """`POST /wait`: block until the condition holds and return the exit code. Exits are read from
+        the log after `after_seq` (the log's end when the request arrived), so a container that starts
+        and exits between two looks is still seen: polling the state alone missed those."""
+        while True:
+            with self.lock:
+                rows = self._q("SELECT state FROM containers WHERE id=?", (cid,))
+                state = rows[0][0] if rows else None
+                if state in ("running", "paused") and self.monitor.exit_code(cid) is not None:
+                    self.finish(cid)
+                    continue
+                died = self._q("SELECT attributes FROM events WHERE stream=? AND seq>? AND action='die'"
+                               " ORDER BY seq LIMIT 1", (f"container:{cid}", after_seq))
+                if condition == "removed":
+                    if state is None:
+                        return self.last_exit_code(cid)
+                elif died:
+                    return int(json.loads(died[0][0]).get("exitCode", "0"))
+                elif condition == "not-running" and state not in ("running", "paused"):
+                    return self.last_exit_code(cid) if state is not None and state != "created" else 0
+                if self._closing.is_set() or self._stop.is_set():
+                    return None             # the daemon is shutting down: the client sees the stream end
+                self.exited.wait(WATCH_SECONDS * 4)
 
     def last_exit_code(self, cid: str) -> int:
         """The code of the container's latest `die` event: the log outlives an auto-removed row.
@@ -450,7 +567,18 @@ class Containers:
             self.monitor.cleanup(row["id"], bundle)
             shutil.rmtree(bundle, ignore_errors=True)
             self.engine.store.append([NewEvent("container", "destroy", row["id"], self._attrs(row))])
+            for waiter in self._attach_waiters.pop(row["id"], []):
+                waiter.ready.set()              # an attach waiting for a start that will never come
             self.exited.notify_all()
+
+    def end_attaches(self) -> None:
+        """Daemon shutdown: end every attach stream (containers keep running; clients see EOF)."""
+        self._closing.set()
+        for conn in list(self._attached):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def close(self) -> None:
         """Stop watching (containers keep running under conmon); drop our cgroup parent if empty."""

@@ -7,6 +7,7 @@ into messages here; `tail`, `since` and `until` count and filter those messages,
 from __future__ import annotations
 
 import struct
+import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -84,3 +85,21 @@ def render(msg: LogMessage, timestamps: bool, tty: bool) -> bytes:
     if tty:
         return data
     return struct.pack(">BxxxL", STREAM_IDS[msg.stream], len(data)) + data
+
+
+def follow(fh, still_running, streams: tuple[str, ...], since_ns: int = 0, until_ns: int = 0,
+           timestamps: bool = False, tty: bool = False, poll: float = 0.1) -> Iterator[bytes]:
+    """What conmon appends after the history was served, until the container stopped (as seen before
+    the last read, so nothing written at the end is missed). Only whole records are parsed."""
+    rest = b""
+    while True:
+        running = still_running()
+        data = rest + fh.read()
+        cut = data.rfind(b"\n") + 1
+        whole, rest = data[:cut], data[cut:]
+        if whole:
+            for msg in select(messages(whole.splitlines(keepends=True)), since_ns, until_ns, -1, streams):
+                yield render(msg, timestamps, tty)
+        if not running:
+            return
+        time.sleep(poll)

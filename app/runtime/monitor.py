@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -46,8 +47,8 @@ class Monitor:
                               exit_file=os.path.join(self.exits_dir, container_id),
                               socket_link=os.path.join(self.sockets_dir, container_id))
 
-    def create(self, container_id: str, bundle: str, name: str, stdin: bool = False, tty: bool = False,
-               log_size_max: int | None = None) -> int:
+    def create(self, container_id: str, bundle: str, name: str, stdin: bool = False, stdin_once: bool = False,
+               tty: bool = False, log_size_max: int | None = None) -> int:
         """`runc create` under a new conmon; returns the container's pid. RuncError carries runc's message."""
         f = self.files(container_id, bundle)
         os.makedirs(f.userdata, mode=0o700, exist_ok=True)
@@ -57,9 +58,11 @@ class Monitor:
                 "--persist-dir", f.userdata, "--socket-dir-path", self.sockets_dir, "-l", f"k8s-file:{f.log}",
                 "--runtime-arg", "--root", "--runtime-arg", self.runc.root, "--no-new-keyring"]
         if tty:
-            argv.append("-t")
+            argv.append("-t")       # conmon owns the pty; attach input goes to it (as podman runs it)
         elif stdin:
             argv.append("-i")
+            if not stdin_once:     # Docker's OpenStdin without StdinOnce: stdin outlives each attach
+                argv.append("--leave-stdin-open")
         if log_size_max:
             argv += ["--log-size-max", str(log_size_max)]
         sync_parent, sync_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -95,6 +98,28 @@ class Monitor:
                 return fh.read().strip() or "no message"
         except FileNotFoundError:
             return "no message"
+
+    def connect_attach(self, container_id: str, bundle: str) -> socket.socket:
+        """A new connection to conmon's attach socket. The path goes through /proc/self/fd, so a long
+        data root cannot overflow the 108-byte sun_path."""
+        fd = os.open(self.files(container_id, bundle).bundle, os.O_PATH | os.O_DIRECTORY)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            sock.connect(f"/proc/self/fd/{fd}/attach")
+        except OSError:
+            sock.close()
+            raise
+        finally:
+            os.close(fd)
+        return sock
+
+    def resize(self, container_id: str, bundle: str, height: int, width: int) -> None:
+        """Resize the container's terminal through conmon's control FIFO."""
+        fd = os.open(os.path.join(bundle, "ctl"), os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            os.write(fd, f"1 {height} {width}\n".encode())
+        finally:
+            os.close(fd)
 
     def start(self, container_id: str) -> None:
         self.runc._run("start", container_id)
@@ -141,6 +166,9 @@ def _alive(pid: int) -> bool:
 def _runtime_message(text: str) -> str:
     """runc's create error, worded the way the docker CLI maps to exit codes 126/127."""
     text = text.strip()
+    logged = re.match(r'^time="[^"]*" level=\w+ msg="((?:[^"\\]|\\.)*)"', text)
+    if logged:                      # runc's logrus line: keep the message, unescaped
+        text = logged.group(1).encode().decode("unicode_escape")
     if text.startswith("runc create failed: "):
         text = text[len("runc create failed: "):]
     return f"failed to create task for container: {text}" if text else "failed to create task for container"

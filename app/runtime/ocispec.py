@@ -232,9 +232,14 @@ def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: di
     mounts = default_mounts() + [
         {"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}
         for dest, src in sorted(etc_files.items())]
+    process_extra = {}
+    console = host_config.get("ConsoleSize") or [0, 0]
+    if config.get("Tty") and len(console) == 2 and console[0] and console[1]:
+        process_extra["consoleSize"] = {"height": int(console[0]), "width": int(console[1])}
     return {
         "ociVersion": "1.0.2",
         "process": {
+            **process_extra,
             "terminal": bool(config.get("Tty")),
             "user": {"uid": uid, "gid": gid, **({"additionalGids": extra_gids} if extra_gids else {})},
             "args": command_of(image_config, config),

@@ -1,0 +1,122 @@
+"""The client side of a hijacked attach: our stdin to the container, its output to our stdout/stderr.
+
+Used by foreground `run`, `start -a` and `attach`. The daemon applies the detach keys; when it ends the
+stream the session ends. With a TTY the local terminal is put in raw mode for the duration.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+from urllib.parse import quote
+
+STREAMS = ("stdin", "stdout", "stderr")
+
+
+def parse_attach_flags(values: list[str]) -> set[str]:
+    """`-a stdout -a STDERR` → {"stdout", "stderr"}, with the docker CLI's error for anything else."""
+    streams = set()
+    for value in values:
+        if value.lower() not in STREAMS:
+            raise ValueError(f'invalid argument "{value}" for "-a, --attach" flag: valid streams are STDIN, '
+                             "STDOUT and STDERR")
+        streams.add(value.lower())
+    return streams
+
+
+class AttachSession:
+    def __init__(self, client, cid: str, streams: set[str], tty: bool, detach_keys: str | None = None):
+        self.tty = tty
+        self.stdin = "stdin" in streams
+        params = {"stream": "1", "detachKeys": detach_keys}
+        params.update({s: "1" for s in streams})
+        self.sock, self._pending = client.hijack("POST", f"/containers/{quote(cid)}/attach", params)
+
+    def run(self) -> None:
+        """Relay until the daemon ends the stream (container exit or detach)."""
+        restore = self._raw_terminal() if self.tty and self.stdin else None
+        try:
+            if self.stdin:
+                threading.Thread(target=self._send_stdin, name="stdin", daemon=True).start()
+            self._receive()
+        finally:
+            if restore:
+                restore()
+            self.close()
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _send_stdin(self) -> None:
+        try:
+            while data := os.read(sys.stdin.fileno(), 65536):
+                self.sock.sendall(data)
+            self.sock.shutdown(socket.SHUT_WR)    # our stdin ended: the daemon closes the container's
+        except (OSError, ValueError):
+            pass
+
+    def _receive(self) -> None:
+        buf = self._pending
+        out, err = sys.stdout.buffer, sys.stderr.buffer
+        while True:
+            if self.tty:
+                if buf:
+                    out.write(buf)
+                    out.flush()
+                    buf = b""
+            else:
+                while len(buf) >= 8:
+                    stream, size = struct.unpack(">BxxxL", buf[:8])
+                    if len(buf) < 8 + size:
+                        break
+                    target = err if stream == 2 else out
+                    target.write(buf[8:8 + size])
+                    target.flush()
+                    buf = buf[8 + size:]
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+
+    @staticmethod
+    def _raw_terminal():
+        if not sys.stdin.isatty():
+            return None
+        import termios
+        import tty
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+        tty.setraw(fd, termios.TCSANOW)      # TCSAFLUSH would drop input typed ahead
+        return lambda: termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def resize_to_terminal(client, cid: str) -> None:
+    """Tell the daemon our terminal's size, as the docker CLI does right after start."""
+    try:
+        size = os.get_terminal_size(sys.stdout.fileno())
+    except OSError:
+        return
+    client.request("POST", f"/containers/{quote(cid)}/resize", {"h": size.lines, "w": size.columns}).read()
+
+
+def wait_request(client_factory, cid: str, condition: str):
+    """Ask for the exit code before starting, so a fast exit cannot be missed. Returns a callable that
+    blocks for the code."""
+    waiter = client_factory()
+    resp = waiter.request("POST", f"/containers/{quote(cid)}/wait", {"condition": condition})
+
+    def code() -> int:
+        try:
+            return int(json.loads(resp.read())["StatusCode"])
+        finally:
+            waiter.close()
+    return code
