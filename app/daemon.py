@@ -39,9 +39,21 @@ def _write_pidfile(path: str) -> None:
     os.replace(tmp, path)
 
 
+def become_subreaper() -> bool:
+    """PR_SET_CHILD_SUBREAPER: conmon double-forks away from us; as a subreaper the daemon inherits it
+    and reaps it when it exits (Containers does), instead of relying on whatever PID 1 is to do so."""
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0     # 36 = PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
 def run(config: Config) -> int:
     logging.basicConfig(level=logging.DEBUG if config.debug else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    become_subreaper()
     try:
         engine = Engine(config)
     except DataRootBusy as err:

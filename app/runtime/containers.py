@@ -102,6 +102,7 @@ class Containers:
         self._attach_waiters: dict[str, list[_AttachWaiter]] = {}
         self._attached: weakref.WeakSet = weakref.WeakSet()    # live conmon attach connections
         self._closing = threading.Event()
+        self._unreaped: set[int] = set()     # exited containers' conmon pids not yet waited for
         self.reconcile()
         self._notify = ExitDirWatch(self.monitor.exits_dir)
         self._watcher = threading.Thread(target=self._watch, name="exit-watcher", daemon=True)
@@ -206,15 +207,16 @@ class Containers:
                               host_config=host_config, hostname=hostname,
                               cgroups_path=f"/{self.cgroup_parent}/{cid}", netns_path=None, etc_files=etc)
             with open(os.path.join(bundle, "config.json"), "w") as fh:
-                json.dump(spec, fh)
+                fh.write(json.dumps(spec))      # dumps uses the C encoder; dump() iterates in Python
             self.monitor.cleanup(cid, bundle)     # an exit file of a previous run
             pid = self.monitor.create(cid, bundle, row["name"], stdin=bool(config.get("OpenStdin")),
                                       stdin_once=bool(config.get("StdinOnce")), tty=bool(config.get("Tty")))
             self._connect_waiting_attaches(cid, bundle)   # before the process runs: no output is missed
-            self.monitor.start(cid)
+            self.monitor.start(cid, pid)
         except BaseException:
             self.runc.delete(cid, force=True)
             unmount_rootfs(bundle)
+            self._reap(cid, bundle)             # a conmon that reported the failure exits
             raise
         self.engine.store.append([NewEvent("container", "start", cid, self._attrs(row), payload={"pid": pid})])
 
@@ -294,6 +296,7 @@ class Containers:
 
     def _collect_exits(self) -> None:
         try:
+            self._reap_children()
             for (cid,) in self._q("SELECT id FROM containers WHERE state IN ('running', 'paused')"):
                 if self.monitor.exit_code(cid) is not None:
                     self.finish(cid)
@@ -312,7 +315,7 @@ class Containers:
                 code = self.monitor.exit_code(cid)
             code = 255 if code is None else code
             oom = self.monitor.oom_killed(cid, bundle)
-            self.runc.delete(cid, force=True)
+            self.runc.forget_stopped(cid)
             unmount_rootfs(bundle)
             self._reap(cid, bundle)
             started = row["started_nano"]
@@ -326,13 +329,21 @@ class Containers:
                 self.remove(cid, force=False)
 
     def _reap(self, cid: str, bundle: str) -> None:
-        """conmon is our child when the daemon is a subreaper: collect it so no zombie stays."""
-        try:
-            with open(os.path.join(bundle, "userdata", "conmon.pid")) as fh:
-                pid = int(fh.read().strip())
-            os.waitpid(pid, os.WNOHANG)
-        except (FileNotFoundError, ValueError, ChildProcessError, ProcessLookupError):
-            pass
+        """conmon is our child when the daemon is a subreaper (app/daemon.py): collect it once it has
+        exited (it may outlive the exit file by a moment, so the watcher retries)."""
+        pid = self.monitor.conmon_pid_any(cid, bundle)
+        if pid:
+            self._unreaped.add(pid)
+        self._reap_children()
+
+    def _reap_children(self) -> None:
+        for pid in list(self._unreaped):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:      # not our child (daemon not a subreaper, or restarted)
+                done = pid
+            if done:
+                self._unreaped.discard(pid)
 
     def reconcile(self) -> None:
         """At start: containers that exited, or lost their monitor, while the daemon was away."""
@@ -563,7 +574,8 @@ class Containers:
             row = self.resolve(row["id"])
             bundle = self.bundle(row["id"])
             unmount_rootfs(bundle)
-            self.runc.delete(row["id"], force=True)
+            if self.runc.known(row["id"]):          # finish() has usually deleted it already
+                self.runc.delete(row["id"], force=True)
             self.monitor.cleanup(row["id"], bundle)
             shutil.rmtree(bundle, ignore_errors=True)
             self.engine.store.append([NewEvent("container", "destroy", row["id"], self._attrs(row))])

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import socket
 import subprocess
+import time
 from dataclasses import dataclass
 
 from app.runtime.runc import Runc, RuncError
@@ -121,8 +123,32 @@ class Monitor:
         finally:
             os.close(fd)
 
-    def start(self, container_id: str) -> None:
-        self.runc._run("start", container_id)
+    def start(self, container_id: str, pid: int) -> None:
+        """Let the created container run. This is what `runc start` does (runc 1.x: read the byte that
+        runc init writes to <state>/exec.fifo, then remove the fifo), done here to save starting
+        runc (~5 ms, a tenth of a `run`). `runc start` is still used if the fifo is not there."""
+        fifo = os.path.join(self.runc.root, container_id, "exec.fifo")
+        try:
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            self.runc._run("start", container_id)
+            return
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            deadline = time.monotonic() + 60
+            while not poller.poll(50):
+                if not _alive(pid) or time.monotonic() > deadline:
+                    raise RuncError("container process is already dead")
+            try:
+                data = os.read(fd, 16)
+            except BlockingIOError:
+                data = b""
+            if not data:
+                raise RuncError("cannot start an already running container")
+            os.unlink(fifo)
+        finally:
+            os.close(fd)
 
     def exit_code(self, container_id: str) -> int | None:
         """The code conmon recorded, or None while the container runs (or if it never started)."""
@@ -135,6 +161,14 @@ class Monitor:
 
     def oom_killed(self, container_id: str, bundle: str) -> bool:
         return os.path.exists(os.path.join(self.files(container_id, bundle).userdata, "oom"))
+
+    def conmon_pid_any(self, container_id: str, bundle: str) -> int | None:
+        """The pid conmon recorded, alive or not."""
+        try:
+            with open(os.path.join(self.files(container_id, bundle).userdata, "conmon.pid")) as fh:
+                return int(fh.read().strip())
+        except (FileNotFoundError, ValueError):
+            return None
 
     def conmon_pid(self, container_id: str, bundle: str) -> int | None:
         try:

@@ -1,4 +1,5 @@
 """Containers under runc and conmon, driven by docker-py against a real daemon."""
+import os
 import shutil
 import time
 
@@ -305,3 +306,34 @@ def test_docker_cli_run_rm_detached(daemon, busybox):
     while "tmp" in docker_cli(daemon, "ps", "-a").stdout and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "tmp" not in docker_cli(daemon, "ps", "-a").stdout
+
+
+def _zombie_children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if fields[0] == "Z" and int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def test_daemon_is_subreaper_and_reaps_conmon(daemon, docker_client, busybox):
+    """conmon double-forks; the daemon (a child subreaper) inherits it and must leave no zombie."""
+    c = docker_client.containers.run("busybox", ["sleep", "30"], detach=True)
+    conmon_pid = int(open(os.path.join(daemon.data_root, "containers", c.id, "userdata", "conmon.pid")).read())
+    with open(f"/proc/{conmon_pid}/stat") as fh:
+        assert int(fh.read().rpartition(")")[2].split()[1]) == daemon.proc.pid
+    c.kill()
+    c.wait()
+    with pytest.raises(docker.errors.APIError):
+        docker_client.containers.run("busybox", ["nonexistent-binary"], detach=True)
+    deadline = time.monotonic() + 5
+    while _zombie_children(daemon.proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _zombie_children(daemon.proc.pid) == []
+    assert not os.path.exists(f"/proc/{conmon_pid}")

@@ -55,7 +55,8 @@ def test_exit_code_and_logs(monitor, workdir, image_layers):
             pid = monitor.create(cid, cdir, "t1")
             assert pid > 0 and monitor.runc.state(cid)["status"] == "created"
             assert monitor.conmon_pid(cid, cdir)
-            monitor.start(cid)
+            monitor.start(cid, pid)
+            assert not os.path.exists(os.path.join(monitor.runc.root, cid, "exec.fifo"))
             assert wait_exit(monitor, cid) == 7
             records = log_records(monitor, cid, cdir)   # stdout and stderr are separate pipes: order per stream
             assert [r for r in records if r[0] == "stdout"] == [("stdout", False, b"out"), ("stdout", True, b"part")]
@@ -93,7 +94,7 @@ def test_container_outlives_the_process_that_started_it(monitor, workdir, image_
         starter = ("import sys\nfrom app.runtime.monitor import Monitor\nfrom app.runtime.runc import Runc\n"
                    f"m = Monitor({CONMON!r}, Runc({RUNC!r}, {monitor.runc.root!r}), {monitor.exits_dir!r}, "
                    f"{monitor.sockets_dir!r})\n"
-                   f"m.create({cid!r}, {cdir!r}, 't3'); m.start({cid!r})\n"
+                   f"p = m.create({cid!r}, {cdir!r}, 't3'); m.start({cid!r}, p)\n"
                    "print('started', flush=True)\nimport time; time.sleep(60)\n")
         proc = subprocess.Popen([sys.executable, "-c", starter], cwd=ROOT, stdout=subprocess.PIPE, text=True)
         try:
@@ -114,8 +115,8 @@ def test_oom_kill_is_recorded(monitor, workdir, image_layers):
     cfg = {"Cmd": ["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"]}
     with bundle(workdir, image_layers, cfg, {"Memory": 32 << 20, "MemorySwap": 32 << 20}) as (cid, cdir):
         try:
-            monitor.create(cid, cdir, "t4")
-            monitor.start(cid)
+            pid = monitor.create(cid, cdir, "t4")
+            monitor.start(cid, pid)
             assert wait_exit(monitor, cid) == 137
             assert monitor.oom_killed(cid, cdir)
         finally:
