@@ -68,6 +68,16 @@ class ExitDirWatch:
                 os.close(fd)
 
 
+# Mount points runc creates in the rootfs (Docker keeps them in an "-init" layer under the container's
+# own layer, so `docker diff` never lists them).
+RUNTIME_MOUNT_POINTS = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/proc", "/sys", "/dev", "/.dockerenv",
+                        "/etc/mtab")
+
+
+def _runtime_made(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in RUNTIME_MOUNT_POINTS)
+
+
 def _exit_code_for(err: Exception) -> int:
     """Docker's exit code for a start the runtime refused: 127 not found, 126 not executable."""
     text = str(err)
@@ -515,7 +525,17 @@ class Containers:
         if not os.path.isdir(upper):
             return []
         kinds = {"C": 0, "A": 1, "D": 2}
-        return [{"Path": path, "Kind": kinds[kind]} for kind, path in changes(upper, layers)]
+        found = [(kind, path) for kind, path in changes(upper, layers) if not _runtime_made(path)]
+        dropped_parents = {p for kind, p in changes(upper, layers) if _runtime_made(p)}
+        dropped_parents = {os.path.dirname(p) for p in dropped_parents}
+        kept = []
+        for kind, path in found:
+            # a directory that only changed because the runtime put a mount point in it is not a change
+            if kind == "C" and path in dropped_parents and not any(
+                    other.startswith(path.rstrip("/") + "/") for _, other in found):
+                continue
+            kept.append({"Path": path, "Kind": kinds[kind]})
+        return kept
 
     def export(self, ref: str):
         """`docker export`: a tar of the container's filesystem (its merged view), streamed in chunks."""
