@@ -340,3 +340,37 @@ def test_daemon_is_subreaper_and_reaps_conmon(daemon, docker_client, busybox):
         time.sleep(0.1)
     assert _zombie_children(daemon.proc.pid) == []
     assert not os.path.exists(f"/proc/{conmon_pid}")
+
+
+def test_stop_signal_stop_timeout_and_failed_start_state(daemon, docker_client, busybox):
+    # --stop-signal: the container's own stop signal is used by `stop`
+    c = docker_client.containers.run("busybox", ["sh", "-c", "trap 'echo got-usr1; exit 11' USR1; echo up; "
+                                                 "while true; do sleep 0.1; done"], detach=True, stop_signal="SIGUSR1")
+    deadline = time.monotonic() + 10
+    while b"up" not in c.logs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    c.stop(timeout=5)
+    assert c.wait()["StatusCode"] == 11 and b"got-usr1" in c.logs()
+    # --stop-timeout: the container's own grace period before SIGKILL
+    r = daemon.cli("run", "-d", "--stop-timeout", "1", "busybox", "sleep", "30", check=True)
+    cid = r.stdout.strip()
+    started = time.monotonic()
+    daemon.cli("stop", cid, check=True)
+    assert 0.9 < time.monotonic() - started < 6
+    assert docker_client.containers.get(cid).attrs["State"]["ExitCode"] == 137
+    # a start the runtime refuses: State.Error and Docker's exit code, container left "created"
+    bad = docker_client.containers.create("busybox", ["nonexistent-binary"])
+    with pytest.raises(docker.errors.APIError):
+        bad.start()
+    bad.reload()
+    assert bad.status == "created" and bad.attrs["State"]["ExitCode"] == 127
+    assert "executable file not found" in bad.attrs["State"]["Error"]
+
+
+def test_start_event_is_visible_before_run_detached_returns(daemon, busybox):
+    """The start event is committed before `start` answers, so a replay right after `run -d` has it."""
+    for _ in range(3):
+        cid = daemon.cli("run", "-d", "busybox", "sleep", "5", check=True).stdout.strip()
+        seen = daemon.cli("events", "--until", "0s", "--filter", f"container={cid}", "--filter", "event=start",
+                          "--format", "{{.ID}}", check=True).stdout.split()
+        assert seen == [cid]
