@@ -40,3 +40,28 @@ def test_render_frames_and_timestamps():
     msg = LogMessage(BASE, "stderr", b"oops\n")
     assert render(msg, timestamps=False, tty=False) == struct.pack(">BxxxL", 2, 5) + b"oops\n"
     assert render(msg, timestamps=True, tty=True) == b"2026-11-27T19:32:45.000000001Z oops\n"
+
+
+def test_follow_parses_only_whole_records_and_drains_after_stop(tmp_path):
+    from app.runtime.logs import follow
+    path = tmp_path / "ctr.log"
+    path.write_bytes(b"")
+    state = {"running": True, "polls": 0}
+    fh = open(path, "rb")
+    writes = [b"2026-11-27T19:32:45.1+00:00 stdout F one\n2026-11-27T19:32:45.2+00:00 std",
+              b"err F two\n", b"2026-11-27T19:32:45.3+00:00 stdout F three\n"]
+
+    def still_running():
+        state["polls"] += 1
+        if writes:
+            with open(path, "ab") as out:
+                out.write(writes.pop(0))
+        if not writes:
+            was, state["running"] = state["running"], False
+            return was
+        return True
+
+    out = list(follow(fh, still_running, ("stdout", "stderr"), poll=0))
+    fh.close()
+    assert out == [b"\x01\x00\x00\x00\x00\x00\x00\x04one\n", b"\x02\x00\x00\x00\x00\x00\x00\x04two\n",
+                   b"\x01\x00\x00\x00\x00\x00\x00\x06three\n"]

@@ -1,0 +1,84 @@
+"""Attach helpers: detach-key parsing and matching across reads, stdcopy framing, the relay loop."""
+import socket
+import threading
+
+import pytest
+
+from app.errors import InvalidParameter
+from app.runtime.attach import DetachScanner, frame, parse_detach_keys, relay
+
+
+@pytest.mark.parametrize("spec,keys", [
+    (None, b"\x10\x11"), ("ctrl-p,ctrl-q", b"\x10\x11"), ("ctrl-x,y", b"\x18y"), ("a,b,c", b"abc"),
+    ("ctrl-@", b"\x00"), ("ctrl-[", b"\x1b"), ("ctrl-_", b"\x1f"), ("CTRL-A", b"\x01"),
+])
+def test_parse_detach_keys(spec, keys):
+    assert parse_detach_keys(spec) == keys
+
+
+@pytest.mark.parametrize("spec", ["ctrl-xx", "ab", "ctrl-1", ",", "ctrl-"])
+def test_parse_detach_keys_rejects_docker_invalid_forms(spec):
+    with pytest.raises(InvalidParameter, match=r"Invalid detach keys"):
+        parse_detach_keys(spec)
+
+
+def test_scanner_detaches_across_reads_and_keeps_user_bytes():
+    s = DetachScanner(b"\x10\x11")
+    assert s.feed(b"ab\x10") == (b"ab", False)          # a possible start is held back
+    assert s.feed(b"\x11rest") == (b"", True)
+    s = DetachScanner(b"\x10\x11")
+    assert s.feed(b"\x10x") == (b"\x10x", False)         # a broken match is released
+    assert s.feed(b"\x10\x10\x11") == (b"\x10", True)   # the second \x10 starts the real match
+    s = DetachScanner(b"abc")
+    assert s.feed(b"abab") == (b"ab", False)
+    assert s.feed(b"c") == (b"", True)
+
+
+def test_frame_is_stdcopy():
+    assert frame(1, b"hi") == b"\x01\x00\x00\x00\x00\x00\x00\x02hi"
+    assert frame(2, b"") == b"\x02\x00\x00\x00\x00\x00\x00\x00"
+
+
+def _pair_seqpacket():
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+
+def test_relay_frames_output_forwards_stdin_and_half_closes_for_stdin_once():
+    conmon_ours, conmon_far = _pair_seqpacket()          # far end plays conmon
+    client_ours, client_far = socket.socketpair()        # far end plays the HTTP client
+    reader = client_ours.makefile("rb")
+    result = {}
+    t = threading.Thread(target=lambda: result.update(detached=relay(
+        conmon_ours, client_ours, reader, tty=False, stdout=True, stderr=False, stdin=True, stdin_once=True,
+        detach_keys=b"\x10\x11")))
+    t.start()
+    client_far.sendall(b"input")
+    assert conmon_far.recv(100) == b"input"
+    client_far.shutdown(socket.SHUT_WR)                  # stdin EOF → conmon sees EOF (closes stdin)
+    assert conmon_far.recv(100) == b""
+    conmon_far.send(b"\x02out")                          # stdout packet
+    conmon_far.send(b"\x03err")                          # stderr: not requested, dropped
+    conmon_far.send(b"\x02more")
+    conmon_far.close()                                   # the container exited
+    t.join(5)
+    data = b""
+    while chunk := client_far.recv(100):
+        data += chunk
+    assert data == frame(1, b"out") + frame(1, b"more") and result == {"detached": False}
+
+
+def test_relay_detach_keys_end_the_stream_without_eof_to_stdin():
+    conmon_ours, conmon_far = _pair_seqpacket()
+    client_ours, client_far = socket.socketpair()
+    result = {}
+    t = threading.Thread(target=lambda: result.update(detached=relay(
+        conmon_ours, client_ours, client_ours.makefile("rb"), tty=True, stdout=True, stderr=True, stdin=True,
+        stdin_once=False, detach_keys=b"\x10\x11")))
+    t.start()
+    conmon_far.send(b"\x02prompt$ ")
+    assert client_far.recv(100) == b"prompt$ "          # tty: raw bytes
+    client_far.sendall(b"ls\x10\x11")
+    assert conmon_far.recv(100) == b"ls"
+    t.join(5)
+    assert result == {"detached": True} and client_far.recv(100) == b""
+    conmon_far.close()
