@@ -123,6 +123,11 @@ def test_docker_cli_tty_size_input_and_detach(daemon, busybox):
     assert rc is not None and b"read escape sequence" in out      # the CLI ends; the container runs on
     info = json.loads(daemon.cli("inspect", "bg", check=True).stdout)[0]
     assert info["State"]["Running"] is True
+    ids = subprocess.run([DOCKER_BIN, "ps", "-aq"], capture_output=True, text=True, env=env).stdout.split()
+    assert info["Id"][:12] in ids
+    r = subprocess.run([DOCKER_BIN, "rm", "-f", *ids], capture_output=True, text=True, env=env)   # rm $(ps -aq)
+    assert r.returncode == 0 and r.stdout.split() == ids
+    assert subprocess.run([DOCKER_BIN, "ps", "-aq"], capture_output=True, text=True, env=env).stdout == ""
 
 
 # ------------------------------------------------------------------------------------------ our CLI
