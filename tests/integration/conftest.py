@@ -40,13 +40,14 @@ class Daemon:
         self.sock = os.path.join(base, "berth.sock")
         self.host = "unix://" + self.sock
         self.data_root = data_root or os.path.join(base, "root")
+        self.cgroup_parent = "berth-test-" + uuid.uuid5(uuid.NAMESPACE_URL, base).hex[:12]
         self.pidfile = os.path.join(base, "berth.pid")
         self.log_path = os.path.join(base, "daemon.log")
         self.proc: subprocess.Popen | None = None
 
     def command(self, *extra: str, hosts: list[str] | None = None) -> list[str]:
         cmd = [sys.executable, CLI, "daemon", "--data-root", self.data_root, "--pidfile", self.pidfile,
-               "--cgroup-parent", "berth-test-" + uuid.uuid5(uuid.NAMESPACE_URL, self.base).hex[:12]]
+               "--cgroup-parent", self.cgroup_parent]
         for h in hosts or [self.host]:
             cmd += ["-H", h]
         return cmd + list(extra)

@@ -374,3 +374,35 @@ def test_start_event_is_visible_before_run_detached_returns(daemon, busybox):
         seen = daemon.cli("events", "--until", "0s", "--filter", f"container={cid}", "--filter", "event=start",
                           "--format", "{{.ID}}", check=True).stdout.split()
         assert seen == [cid]
+
+
+def test_bad_input_clear_errors_and_nothing_half_made(daemon, busybox):
+    """Each refused run: Docker's wording and exit code, and no row, bundle, mount, runc state or cgroup."""
+    cases = [
+        (["-u", "nosuchuser", "busybox", "true"], 125, "unable to find user nosuchuser"),
+        (["-w", "/bin/sh", "busybox", "true"], 125, "not a directory"),
+        (["busybox", "/etc/passwd"], 126, "permission denied"),
+        (["busybox", "nonexistent-binary"], 127, "executable file not found"),
+        (["--cpu-shares", "-5", "busybox", "true"], 125, "invalid CPU shares"),
+        (["--cpus", "99", "busybox", "true"], 125, "Range of CPUs is from 0.01 to"),
+        (["-m", "1k", "busybox", "true"], 125, "Minimum memory limit allowed is 6MB"),
+        (["nosuchimage"], 125, "No such image"),
+    ]
+    for args, code, message in cases:
+        r = daemon.cli("run", "--rm", *args)
+        assert (r.returncode, message in r.stderr) == (code, True), (args, r.returncode, r.stderr)
+    r = daemon.cli("kill", "-s", "NOPE", "whatever")       # moby parses the signal before the lookup
+    assert r.returncode == 1 and "Invalid signal: NOPE" in r.stderr
+    cid = daemon.cli("run", "-d", "busybox", "sleep", "30", check=True).stdout.strip()
+    r = daemon.cli("kill", "-s", "NOPE", cid)
+    assert r.returncode == 1 and "Invalid signal: NOPE" in r.stderr
+    daemon.cli("rm", "-f", cid, check=True)
+    assert daemon.cli("ps", "-aq", check=True).stdout == ""
+    assert os.listdir(os.path.join(daemon.data_root, "containers")) == []
+    assert os.listdir(os.path.join(daemon.data_root, "runc")) == []
+    with open("/proc/mounts") as fh:
+        assert daemon.data_root not in fh.read()
+    for controller in ("memory", "pids", "cpu", "freezer"):
+        path = os.path.join("/sys/fs/cgroup", controller, daemon.cgroup_parent)
+        assert not os.path.isdir(path) or not [e for e in os.listdir(path) if os.path.isdir(os.path.join(path, e))]
+    assert daemon.cli("version", check=True).returncode == 0          # still serving
