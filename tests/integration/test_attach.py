@@ -228,3 +228,43 @@ def test_attach_waiting_for_start_ends_when_container_is_removed(daemon, docker_
     api.remove_container(cid)
     assert sock.recv(4096) == b""                           # the waiting attach is released
     sock.close()
+
+
+@needs_docker_cli
+def test_docker_cli_lifecycle_commands(daemon, busybox, tmp_path):
+    env = docker_env(daemon)
+
+    def dk(*args, ok=True):
+        r = subprocess.run([DOCKER_BIN, *args], capture_output=True, text=True, env=env, timeout=30)
+        if ok:
+            assert r.returncode == 0, (args, r.stderr)
+        return r
+
+    cid = dk("create", "--name", "lc", "--stop-timeout", "1", "busybox", "sh", "-c",
+             "echo a; echo b; echo x > /made; exec sleep 30").stdout.strip()
+    assert dk("start", "lc").stdout == "lc\n"
+    dk("pause", "lc")
+    assert "(Paused)" in dk("ps", "--filter", "name=lc").stdout
+    dk("unpause", "lc")
+    dk("rename", "lc", "lc2")
+    deadline = time.monotonic() + 10
+    while dk("logs", "lc2").stdout != "a\nb\n" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert dk("logs", "--tail", "1", "lc2").stdout == "b\n"
+    top = dk("top", "lc2").stdout
+    assert "sleep 30" in top and top.split()[:2] == ["UID", "PID"]
+    assert "A /made" in dk("diff", "lc2").stdout.splitlines()
+    dk("export", "-o", str(tmp_path / "lc.tar"), "lc2")
+    import tarfile
+    with tarfile.open(tmp_path / "lc.tar") as tar:
+        assert "made" in tar.getnames() or "./made" in tar.getnames()
+    assert dk("restart", "-t", "1", "lc2").stdout == "lc2\n"
+    assert dk("inspect", "-f", "{{.State.Running}} {{.RestartCount}} {{.Name}}", "lc2").stdout.split()[:1] == ["true"]
+    assert dk("kill", "-s", "TERM", "lc2").stdout == "lc2\n"      # sleep as pid 1 ignores TERM
+    assert dk("kill", "lc2").stdout == "lc2\n"
+    assert dk("wait", "lc2").stdout == "137\n"
+    dk("create", "--name", "sa", "busybox", "sh", "-c", "echo hi; echo oops >&2; exit 4")
+    r = dk("start", "-a", "sa", ok=False)
+    assert (r.returncode, r.stdout, r.stderr) == (4, "hi\n", "oops\n")
+    dk("rm", "-f", cid, "sa")
+    assert dk("ps", "-aq").stdout == ""
