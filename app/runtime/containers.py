@@ -323,7 +323,10 @@ class Containers:
             bundle = self.bundle(cid)
             if code is None:
                 code = self.monitor.exit_code(cid)
-            code = 255 if code is None else code
+                if code is None:
+                    # The exit file seen outside the lock was a previous run's, removed by a start in
+                    # between (restart): this run has not exited. Acting on it killed restarted containers.
+                    return
             oom = self.monitor.oom_killed(cid, bundle)
             self.runc.forget_stopped(cid)
             unmount_rootfs(bundle)

@@ -406,3 +406,17 @@ def test_bad_input_clear_errors_and_nothing_half_made(daemon, busybox):
         path = os.path.join("/sys/fs/cgroup", controller, daemon.cgroup_parent)
         assert not os.path.isdir(path) or not [e for e in os.listdir(path) if os.path.isdir(os.path.join(path, e))]
     assert daemon.cli("version", check=True).returncode == 0          # still serving
+
+
+def test_restarted_container_keeps_running(daemon, docker_client, busybox):
+    """Regression: the exit watcher saw the previous run's exit file and 'finished' the new run (255)."""
+    c = docker_client.containers.run("busybox", ["sh", "-c", "while true; do sleep 0.05; done"], detach=True)
+    for _ in range(4):
+        c.restart(timeout=1)             # TERM is ignored (pid 1), SIGKILL after 1 s: the slow path raced
+        time.sleep(0.3)
+        c.reload()
+        assert c.status == "running", c.attrs["State"]
+    codes = daemon.cli("events", "--until", "0s", "--filter", f"container={c.id}", "--filter", "event=die",
+                       "--format", "{{.Actor.Attributes.exitCode}}", check=True).stdout.split()
+    assert codes == ["137"] * 4
+    c.remove(force=True)
