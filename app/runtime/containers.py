@@ -78,10 +78,19 @@ def _runtime_made(path: str) -> bool:
     return any(path == p or path.startswith(p + "/") for p in RUNTIME_MOUNT_POINTS)
 
 
+def _normalized(ref: str) -> str:
+    """`busybox` → `busybox:latest` for Docker's "No such image" message (IDs stay as given)."""
+    from app.common.reference import ReferenceError as RefError, parse_reference
+    try:
+        return parse_reference(ref).with_default_tag().familiar()
+    except RefError:
+        return ref
+
+
 def _exit_code_for(err: Exception) -> int:
     """Docker's exit code for a start the runtime refused: 127 not found, 126 not executable."""
     text = str(err)
-    if "executable file not found" in text or "no such file or directory" in text:
+    if any(s in text for s in ("executable file not found", "no such file or directory", "not a directory")):
         return 127
     if "permission denied" in text or "is a directory" in text:
         return 126
@@ -166,7 +175,10 @@ class Containers:
         image_ref = body.get("Image") or ""
         if not image_ref:
             raise InvalidParameter("Config cannot be empty in order to create a container")
-        row, _ = self.engine.images.resolve(image_ref)
+        try:
+            row, _ = self.engine.images.resolve(image_ref)
+        except NotFound:
+            raise NotFound(f"No such image: {_normalized(image_ref)}") from None
         image_cfg = (self.engine.images.config(row).get("config") or {})
         host_config = body.get("HostConfig") or {}
         config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
@@ -174,7 +186,7 @@ class Containers:
         command = command_of(image_cfg, config)
         mode = host_config.get("NetworkMode") or "default"
         if mode not in ("default", "bridge", "none", "host"):
-            raise InvalidParameter(f"network {mode} not found")
+            raise NotFound(f"network {mode} not found")
         with self.lock:
             cname = self._name(name)
             cid = secrets.token_hex(32)
@@ -190,15 +202,20 @@ class Containers:
     def start(self, ref: str) -> None:
         with self.lock:
             row = self.resolve(ref)
-            if row["state"] in ("running", "paused", "restarting"):
+            if row["state"] == "paused":
+                raise Conflict("cannot start a paused container, try unpause instead")
+            if row["state"] in ("running", "restarting"):
                 raise NotModified("container already started")
             try:
                 self._prepare_and_run(row)
             except (RuncError, InvalidParameter) as err:
+                code = _exit_code_for(err)
                 self.engine.store.append([NewEvent("container", "start-failed", row["id"], self._attrs(row),
-                                                   payload={"error": str(err), "exit_code": _exit_code_for(err)})])
+                                                   payload={"error": str(err), "exit_code": code})])
                 if json.loads(row["host_config"]).get("AutoRemove"):
                     self.remove(row["id"], force=True)     # as Docker: a --rm container that cannot start goes
+                if isinstance(err, RuncError) and code in (126, 127):
+                    raise InvalidParameter(str(err)) from err
                 raise
 
     def _prepare_and_run(self, row: dict) -> None:
@@ -277,13 +294,13 @@ class Containers:
     def resize(self, ref: str, height: int, width: int) -> None:
         row = self.resolve(ref)
         if row["state"] not in ("running", "paused"):
-            raise Conflict(f"Container {row['id']} is not running")
+            raise Conflict(f"container {row['id']} is not running")
         if not json.loads(row["config"]).get("Tty"):
             return                          # Docker accepts a resize of a non-tty container and ignores it
         try:
             self.monitor.resize(row["id"], self.bundle(row["id"]), height, width)
         except OSError as err:
-            raise Conflict(f"Container {row['id']} is not running") from err
+            raise Conflict(f"container {row['id']} is not running") from err
 
     def record_attach(self, cid: str, action: str) -> None:
         """`attach` / `detach` events, in Docker's shape."""
@@ -376,7 +393,7 @@ class Containers:
         number = parse_signal(signal)
         with self.lock:
             row = self.resolve(ref)
-            not_running = Conflict(f"Cannot kill container: {ref}: container {row['id']} is not running")
+            not_running = Conflict(f"cannot kill container: {ref}: container {row['id']} is not running")
             if row["state"] not in ("running", "paused"):
                 raise not_running
             try:
@@ -422,7 +439,8 @@ class Containers:
                 elif died:
                     return int(json.loads(died[0][0]).get("exitCode", "0"))
                 elif condition == "not-running" and state not in ("running", "paused"):
-                    return self.last_exit_code(cid) if state is not None and state != "created" else 0
+                    code = self._q("SELECT exit_code FROM containers WHERE id=?", (cid,))
+                    return int(code[0][0]) if code else self.last_exit_code(cid)
                 if self._closing.is_set() or self._stop.is_set():
                     return None             # the daemon is shutting down: the client sees the stream end
                 self.exited.wait(WATCH_SECONDS * 4)
@@ -447,7 +465,8 @@ class Containers:
             self.kill(row["id"], sig)
         except (Conflict, RuncError):
             pass
-        if timeout < 0 or not self.wait_exit(row["id"], timeout if timeout >= 0 else None):
+        self._thaw(row["id"])                  # a frozen process cannot act on (or die of) a signal
+        if not self.wait_exit(row["id"], timeout if timeout >= 0 else None):   # negative: wait for ever
             try:
                 self.kill(row["id"], 9)
             except (Conflict, RuncError):
@@ -464,9 +483,20 @@ class Containers:
             if row["state"] == "paused":
                 raise Conflict(f"Container {row['id']} is already paused")
             if row["state"] != "running":
-                raise Conflict(f"Container {row['id']} is not running")
+                raise Conflict(f"container {row['id']} is not running")
             self.runc.pause(row["id"])       # the cgroup freezer
             self.engine.store.append([NewEvent("container", "pause", row["id"], self._attrs(row))])
+
+    def _thaw(self, cid: str) -> None:
+        """Unfreeze a paused container so a signal sent to it takes effect (Docker does the same)."""
+        with self.lock:
+            rows = self._q("SELECT * FROM containers WHERE id=?", (cid,))
+            if rows and rows[0]["state"] == "paused":
+                try:
+                    self.runc.resume(cid)
+                except RuncError:
+                    return
+                self.engine.store.append([NewEvent("container", "unpause", cid, self._attrs(dict(rows[0])))])
 
     def unpause(self, ref: str) -> None:
         with self.lock:
@@ -481,7 +511,12 @@ class Containers:
             raise InvalidParameter("Neither old nor new names may be empty")
         with self.lock:
             row = self.resolve(ref)
-            name = self._name(new_name)
+            if new_name.lstrip("/") == row["name"]:
+                raise InvalidParameter("Renaming a container with the same name as its current name")
+            try:
+                name = self._name(new_name)
+            except Conflict as err:
+                raise Conflict(f"Error when allocating new name: {err}") from None
             attrs = {**self._attrs(row), "name": name, "oldName": "/" + row["name"]}
             self.engine.store.append([NewEvent("container", "rename", row["id"], attrs)])
 
@@ -499,7 +534,7 @@ class Containers:
         """`docker top`: the host's `ps` output, narrowed to the container's processes (host pids)."""
         row = self.resolve(ref)
         if row["state"] not in ("running", "paused"):
-            raise Conflict(f"Container {row['id']} is not running")
+            raise Conflict(f"container {row['id']} is not running")
         pids = {str(p) for p in self.runc.pids(row["id"])}
         args = ps_args.split() or ["-ef"]
         result = subprocess.run(["ps", *args], capture_output=True, text=True)
@@ -585,6 +620,9 @@ class Containers:
     def remove(self, ref: str, force: bool) -> None:
         row = self.resolve(ref)
         if row["state"] in ("running", "paused", "restarting"):
+            if not force and row["state"] == "paused":
+                raise Conflict(f'cannot remove container "/{row["name"]}": container is paused and must be '
+                               "unpaused first")
             if not force:
                 raise Conflict(f'cannot remove container "/{row["name"]}": container is running: stop the '
                                "container before removing or force remove")
@@ -592,6 +630,7 @@ class Containers:
                 self.kill(row["id"], 9)
             except Conflict:
                 pass
+            self._thaw(row["id"])
             self.wait_exit(row["id"], None)
         with self.lock:
             row = self.resolve(row["id"])

@@ -420,3 +420,22 @@ def test_restarted_container_keeps_running(daemon, docker_client, busybox):
                        "--format", "{{.Actor.Attributes.exitCode}}", check=True).stdout.split()
     assert codes == ["137"] * 4
     c.remove(force=True)
+
+
+def test_stop_and_force_remove_of_paused_containers(docker_client, busybox):
+    """A frozen process cannot act on a signal: stop and rm -f thaw it (as Docker does)."""
+    c = docker_client.containers.run("busybox", ["sh", "-c", "trap 'exit 143' TERM; while true; do sleep 0.05; done"],
+                                     detach=True)
+    time.sleep(0.3)
+    c.pause()
+    started = time.monotonic()
+    c.stop(timeout=10)
+    assert time.monotonic() - started < 5 and c.wait()["StatusCode"] == 143
+    d = docker_client.containers.run("busybox", ["sleep", "30"], detach=True)
+    d.pause()
+    with pytest.raises(docker.errors.APIError) as err:
+        d.remove()
+    assert err.value.response.status_code == 409 and "paused and must be unpaused first" in str(err.value)
+    d.remove(force=True)
+    c.remove()
+    assert docker_client.containers.list(all=True) == []
