@@ -910,3 +910,12 @@ def test_docker_wording_for_rename_wait_and_unknown_image(fake_api, fake_engine,
     r = fake_api.post(f"{V}/containers/create", json={"Image": "nosuch"})
     assert r.status_code == 404 and error(r) == "No such image: nosuch:latest"
     assert cid and bad
+
+
+def test_finish_without_an_exit_file_does_not_end_a_running_container(fake_api, fake_engine, host, image):
+    """Regression: the exit watcher saw a previous run's exit file, lost the race to a restart (which
+    removed that file), then called finish for the new run, recording die 255 and tearing it down."""
+    cid = run(fake_api, "alive")
+    fake_engine.containers.finish(cid)
+    assert inspect(fake_api, cid)["State"]["Running"] is True
+    assert "die" not in actions(fake_engine, cid)
