@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from app.cli.attach import AttachSession, parse_attach_flags, resize_to_terminal, wait_request
 from app.cli.client import APIError, Client
-from app.cli.system import _template, filter_flags
+from app.cli.system import filter_flags
 from app.common.filters import to_query
 from app.common.timeparse import TimeParseError, format_unix_nano, parse_timestamp
 
@@ -105,13 +105,22 @@ def register(sub) -> None:
     p.add_argument("new_name")
     p.set_defaults(func=cmd_rename)
     p = sub.add_parser("ps", help="list containers")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("-n", "--last", type=int, default=-1)
-    p.add_argument("-f", "--filter", action="append", default=[])
-    p.add_argument("--format")
+    p.add_argument("-a", "--all", action="store_true", help="show all containers (default shows just running)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
+    p.add_argument("-s", "--size", action="store_true", help="display total file sizes")
+    p.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+    p.add_argument("-n", "--last", type=int, default=-1,
+                   help="show n last created containers (includes all states)")
+    p.add_argument("-l", "--latest", action="store_true",
+                   help="show the latest created container (includes all states)")
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   help="filter output based on conditions provided (repeatable)")
+    p.add_argument("--format", help="format output using a Go template ('table …', 'json', 'raw')")
     p.set_defaults(func=cmd_ps)
+    p = sub.add_parser("port", help="list port mappings or a specific mapping for the container")
+    p.add_argument("container")
+    p.add_argument("private_port", nargs="?", metavar="PRIVATE_PORT[/PROTO]")
+    p.set_defaults(func=cmd_port)
     p = sub.add_parser("logs", help="fetch the logs of a container")
     p.add_argument("container")
     p.add_argument("-f", "--follow", action="store_true")
@@ -387,34 +396,120 @@ def cmd_logs(args, client) -> int:
     return 0
 
 
+PS_TABLE = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+PS_RAW = ("container_id: {{.ID}}\nimage: {{.Image}}\ncommand: {{.Command}}\ncreated_at: {{.CreatedAt}}\n"
+          "state: {{- pad .State 1 0}}\nstatus: {{- pad .Status 1 0}}\nnames: {{.Names}}\n"
+          "labels: {{- pad .Labels 1 0}}\nports: {{- pad .Ports 1 0}}\n")
+PS_HEADERS = {"ID": "CONTAINER ID", "Names": "NAMES", "Image": "IMAGE", "Command": "COMMAND",
+              "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE",
+              "Status": "STATUS", "Size": "SIZE", "Labels": "LABELS", "Mounts": "MOUNTS",
+              "LocalVolumes": "LOCAL VOLUMES", "Networks": "NETWORKS", "Platform": "PLATFORM",
+              "HealthStatus": "HEALTH STATUS"}
+
+
+def _ps_image(image: str, image_id: str, trunc: bool) -> str:
+    """docker/cli's ContainerContext.Image: the familiar reference without a digest, or a short ID."""
+    from app.common.reference import ReferenceError, parse_reference
+    from app.cli.images import short_id
+    if not image:
+        return "<no image>"
+    if not trunc:
+        return image
+    if short_id(image_id) == short_id(image):
+        return short_id(image_id)
+    try:
+        return parse_reference(image).without_digest().familiar()
+    except ReferenceError:
+        return image
+
+
+def ps_view(c: dict, trunc: bool) -> dict:
+    """The fields of docker/cli's container formatter (formatter/container.go), for one API summary."""
+    from app.cli.images import ellipsis, short_id, size3
+    names = [n[1:] if n.startswith("/") else n for n in c.get("Names") or []]
+    if trunc:   # one name, not a legacy link name ("other/alias")
+        names = [next((n for n in names if "/" not in n), "")]
+    command = c.get("Command") or ""
+    size_rw, size_root = c.get("SizeRw") or 0, c.get("SizeRootFs") or 0
+    size = size3(size_rw) + (f" (virtual {size3(size_root)})" if size_root > 0 else "")
+    mounts = [m.get("Name") or m.get("Source", "") for m in c.get("Mounts") or []]
+    labels = c.get("Labels") or {}
+    created = c.get("Created", 0)
+    return {   # sorted keys: `{{json .}}` prints them as Go marshals a map
+        "Command": json.dumps(ellipsis(command, 20) if trunc else command, ensure_ascii=False),
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(created)),
+        "HealthStatus": (c.get("Health") or {}).get("Status", ""),
+        "ID": short_id(c["Id"]) if trunc else c["Id"],
+        "Image": _ps_image(c.get("Image", ""), c.get("ImageID", ""), trunc),
+        "Labels": ",".join(sorted(f"{k}={v}" for k, v in labels.items())),
+        "LocalVolumes": str(sum(1 for m in c.get("Mounts") or [] if m.get("Driver") == "local")),
+        "Mounts": ",".join(ellipsis(m, 15) if trunc else m for m in mounts),
+        "Names": ",".join(names),
+        "Networks": ",".join(((c.get("NetworkSettings") or {}).get("Networks") or {}).keys()),
+        "Platform": None,
+        "Ports": "",          # published ports arrive with networking
+        "RunningFor": _ago(created),
+        "Size": size,
+        "State": c.get("State", ""),
+        "Status": c.get("Status", ""),
+    }
+
+
 def cmd_ps(args, client) -> int:
-    params = {"all": "1" if args.all else None, "limit": args.last if args.last > 0 else None,
+    from app.cli.images import render_table
+    fmt = args.format or ""
+    if fmt and args.quiet:
+        print("WARNING: Ignoring custom format, because both --format and --quiet are set.", file=sys.stderr)
+    limit = args.last if args.last != -1 else (1 if args.latest else -1)     # -n wins over -l, as in docker
+    # docker asks for sizes when a custom template uses .Size (`{{json .}}` does too)
+    size = args.size or (bool(fmt) and fmt not in ("table", "raw") and not args.quiet
+                         and re.search(r"\.Size\b|\bjson\s+\.\s*}}", fmt) is not None)
+    params = {"all": "1" if args.all else None, "limit": limit if limit > 0 else None,
+              "size": "1" if size else None,
               "filters": to_query(filter_flags(args.filter)) if args.filter else None}
-    rows = client.get_json("/containers/json", params)
-    if args.quiet:
-        for row in rows:
-            print(row["Id"] if args.no_trunc else row["Id"][:12])
-        return 0
-    views = [{"ID": r["Id"] if args.no_trunc else r["Id"][:12], "Image": r["Image"],
-              "Command": json.dumps(r["Command"] if args.no_trunc or len(r["Command"]) <= 20
-                                    else r["Command"][:19] + "…", ensure_ascii=False),
-              "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(r["Created"])),
-              "Status": r["Status"], "Ports": "", "Names": ",".join(n.lstrip("/") for n in r["Names"]),
-              "State": r["State"], "Labels": ",".join(f"{k}={v}" for k, v in (r.get("Labels") or {}).items())}
-             for r in rows]
-    if args.format:
-        for view in views:
-            print(_template(args.format, view))
-        return 0
-    headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-    table = [[v["ID"], v["Image"], v["Command"], _ago(r["Created"]), v["Status"], v["Ports"], v["Names"]]
-             for v, r in zip(views, rows)]
-    widths = [max([len(h)] + [len(row[i]) for row in table]) for i, h in enumerate(headers)]
-    for row in [headers] + table:
-        print("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    rows = client.get_json("/containers/json", params) or []
+    if fmt in ("", "table"):
+        fmt = "{{.ID}}" if args.quiet else PS_TABLE + ("\t{{.Size}}" if size else "")
+    elif fmt == "raw":
+        fmt = "container_id: {{.ID}}\n" if args.quiet else PS_RAW + ("size: {{.Size}}\n" if size else "")
+    elif args.quiet:
+        fmt = "{{.ID}}"
+    views = [ps_view(r, not args.no_trunc) for r in rows]
+    sys.stdout.write(render_table(fmt, views, PS_HEADERS))
     return 0
 
 
 def _ago(created: int) -> str:
     from app.common.humanize import human_duration
     return human_duration(time.time() - created) + " ago"
+
+
+def _natural_key(text: str) -> list:
+    """sortorder.NaturalLess: runs of digits compare as numbers."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part]
+
+
+def cmd_port(args, client) -> int:
+    try:
+        info = client.get_json(f"/containers/{quote(args.container)}/json")
+    except APIError as err:
+        return _err(f"Error response from daemon: {err.message}", 1)
+    ports = (info.get("NetworkSettings") or {}).get("Ports") or {}
+
+    def host_port(binding: dict) -> str:
+        ip = binding.get("HostIp", "")
+        return f"[{ip}]:{binding.get('HostPort', '')}" if ":" in ip else f"{ip}:{binding.get('HostPort', '')}"
+
+    if args.private_port:
+        port, _, proto = args.private_port.partition("/")
+        if not re.fullmatch(r"\d+", port) or (proto and not re.fullmatch(r"[a-z]+", proto)):
+            return _err(f"invalid port '{args.private_port}'", 1)
+        bindings = ports.get(f"{port}/{proto or 'tcp'}") or []
+        if not bindings:
+            return _err(f"no public port '{args.private_port}' published for {args.container}", 1)
+        out = [host_port(b) for b in bindings]
+    else:
+        out = [f"{key} -> {host_port(b)}" for key, bindings in ports.items() for b in bindings or []]
+    for line in sorted(out, key=_natural_key):
+        print(line)
+    return 0

@@ -13,7 +13,7 @@ STATES = ("created", "running", "paused", "restarting", "removing", "exited", "d
 
 class ContainersProjector:
     name = "containers"
-    version = 4
+    version = 5
     tables = ("containers",)
     schema = (
         """CREATE TABLE IF NOT EXISTS containers (
@@ -36,6 +36,10 @@ class ContainersProjector:
             host_config TEXT NOT NULL DEFAULT '{}',
             error TEXT NOT NULL DEFAULT ''
         )""",
+        # Covers GET /containers/json (app/api/containers.py LIST_SQL) in creation order, so a listing
+        # reads neither the table rows nor their config/host_config blobs.
+        """CREATE INDEX IF NOT EXISTS containers_list ON containers (created_nano, id, name, image, image_id,
+            state, exit_code, started_nano, finished_nano, labels, command, network_mode)""",
     )
 
     def apply(self, conn, ev: Event) -> None:

@@ -1,0 +1,75 @@
+"""`ps` and `port` against a real daemon: our CLI, and the official docker CLI when it is installed."""
+import re
+import shutil
+
+import pytest
+
+from tests.integration.conftest import docker_cli, needs_docker_cli
+
+pytestmark = pytest.mark.skipif(not (shutil.which("runc") and shutil.which("conmon")),
+                                reason="runc and conmon are needed")
+
+
+@pytest.fixture
+def two(daemon, busybox):
+    """`first` (exited, wrote 6 bytes) then `second` (running); returns their IDs."""
+    daemon.cli("run", "--name", "first", "busybox", "sh", "-c", "echo hello > /data.txt", check=True)
+    second = daemon.cli("run", "-d", "--name", "second", "busybox", "sleep", "60", check=True).stdout.strip()
+    first = daemon.cli("ps", "-a", "-q", "--no-trunc", "--filter", "name=^first$", check=True).stdout.strip()
+    return first, second
+
+
+def test_ps_latest_size_filters_and_port(daemon, busybox, two):
+    first, second = two
+    lines = daemon.cli("ps", "-l", check=True).stdout.splitlines()
+    assert lines[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    assert len(lines) == 2 and lines[1].startswith(second[:12] + "   busybox   \"sleep 60\"")
+    assert lines[1].endswith("   second")
+    assert daemon.cli("ps", "-n", "5", "-q", check=True).stdout.split() == [second[:12], first[:12]]
+    assert daemon.cli("ps", "-q", check=True).stdout.split() == [second[:12]]          # running only
+
+    out = daemon.cli("ps", "-a", "-s", check=True).stdout.splitlines()
+    assert out[0].rstrip().endswith("NAMES     SIZE")
+    first_line = next(line for line in out[1:] if " first " in line)
+    assert re.search(r"   first     6B \(virtual [\d.]+[kM]B\)$", first_line), first_line
+    assert re.search(r"Exited \(0\) .* ago", first_line)
+
+    fmt = ["--format", "{{.Names}}"]
+    assert daemon.cli("ps", "-a", "--filter", "ancestor=busybox", *fmt, check=True).stdout.split() == \
+        ["second", "first"]
+    assert daemon.cli("ps", "-a", "--filter", f"ancestor={busybox[7:19]}", *fmt, check=True).stdout.split() == \
+        ["second", "first"]
+    assert daemon.cli("ps", "-a", "--filter", "ancestor=nosuch", *fmt, check=True).stdout == ""
+    assert daemon.cli("ps", "-a", "--filter", "before=second", *fmt, check=True).stdout.split() == ["first"]
+    assert daemon.cli("ps", "-a", "-f", "since=first", "-f", "status=running", *fmt,
+                      check=True).stdout.split() == ["second"]
+    r = daemon.cli("ps", "--filter", "before=nosuch")
+    assert r.returncode == 1 and r.stderr.strip() == "Error response from daemon: No such container: nosuch"
+    r = daemon.cli("ps", "-a", "--format", "table {{.Names}}\t{{.Size}}")     # .Size asks for sizes
+    assert r.stdout.splitlines()[0].split() == ["NAMES", "SIZE"] and "6B (virtual " in r.stdout
+
+    r = daemon.cli("port", "second")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    r = daemon.cli("port", "first")
+    assert (r.returncode, r.stdout) == (0, "")
+    r = daemon.cli("port", "nosuch")
+    assert r.returncode == 1 and r.stderr.strip() == "Error response from daemon: No such container: nosuch"
+    r = daemon.cli("port", "second", "80/tcp")
+    assert r.returncode == 1 and r.stderr.strip() == "no public port '80/tcp' published for second"
+
+
+@needs_docker_cli
+def test_docker_cli_ps_filters_and_formats(daemon, busybox, two):
+    r = docker_cli(daemon, "ps", "-a", "--filter", "ancestor=busybox", "--format", "{{.Names}}")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["second", "first"]
+    # the columns docker renders from our summaries are the ones our CLI renders
+    fmt = "{{.ID}}|{{.Image}}|{{.Command}}|{{.Names}}|{{.State}}|{{.Size}}|{{.Labels}}|{{.Ports}}"
+    theirs = docker_cli(daemon, "ps", "-a", "-s", "--format", fmt)
+    ours = daemon.cli("ps", "-a", "-s", "--format", fmt, check=True)
+    assert theirs.returncode == 0, theirs.stderr
+    assert ours.stdout == theirs.stdout and "|6B (virtual " in ours.stdout
+    r = docker_cli(daemon, "ps", "-a", "-f", "before=second", "-q")
+    assert r.stdout.split() == [daemon.cli("ps", "-a", "-q", "-f", "name=first", check=True).stdout.strip()]
+    r = docker_cli(daemon, "port", "second")
+    assert (r.returncode, r.stdout) == (0, "")
