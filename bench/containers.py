@@ -4,6 +4,8 @@
 
 (a) floor: raw `runc run` of a busybox bundle (overlay already mounted) doing `true`
 (b) `run --rm busybox true` through the API (docker-py low level: create, start, wait, remove)
+(c) `run --rm busybox true` as a user types it: the official `docker` CLI (when installed) and our CLI,
+    each a new process (client start-up included; the docker CLI also attaches and negotiates)
 (d) `run -d` + `rm -f` pairs
 (e) `GET /containers/json?all=1` latency with N created containers
 (f) daemon RSS idle and with M running containers; conmon PSS per container
@@ -107,6 +109,18 @@ def main() -> int:
 
         pairs = [timed(run_d_rm_f) for _ in range(runs)]
 
+        clis = {"our CLI": [sys.executable, os.path.join(ROOT, "cli.py"), "-H", f"unix://{sock}"]}
+        if shutil.which("docker"):
+            clis["docker CLI"] = [shutil.which("docker"), "-H", f"unix://{sock}"]
+        cli_env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+        cli_env["DOCKER_CONFIG"] = os.path.join(tmp, "docker-config")
+        cli_runs = {}
+        for label, argv in clis.items():
+            cmd = argv + ["run", "--rm", "busybox", "true"]
+            subprocess.run(cmd, check=True, env=cli_env, stdout=subprocess.DEVNULL)      # warm-up
+            cli_runs[label] = [timed(lambda: subprocess.run(cmd, check=True, env=cli_env, stdout=subprocess.DEVNULL))
+                               for _ in range(runs)]
+
         started = []
         for _ in range(running):
             cid = api.create_container("busybox", ["sleep", "300"])["Id"]
@@ -133,6 +147,8 @@ def main() -> int:
             ("(a) raw runc run true (floor)", f"{med(floor):.1f} ms", ""),
             ("(b) API create+start+wait+rm, true", f"{med(api_runs):.1f} ms",
              f"x{med(api_runs) / med(floor):.2f} floor; target <= 2.5x: {'PASS' if med(api_runs) <= 2.5 * med(floor) else 'MISS'}"),
+            *[(f"(c) {label} run --rm busybox true", f"{med(t):.1f} ms", f"x{med(t) / med(floor):.2f} floor")
+              for label, t in cli_runs.items()],
             ("(d) run -d + rm -f pair", f"{med(pairs):.1f} ms", ""),
             (f"(e) ps -a with {listed} containers", f"{med(ps):.1f} ms",
              f"target <= 10 ms: {'PASS' if med(ps) <= 10 else 'MISS'}"),
