@@ -3,25 +3,14 @@
 Containers are made as a fake runtime would: `container` create/start/die/pause events appended to the
 store directly (the projection moves, no runc involved).
 """
-import io
 import json
 import os
-import tarfile
 import time
 
 import pytest
 
 from app.events.model import NewEvent
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+from tests.tarutil import tar_bytes as _tar
 
 
 @pytest.fixture

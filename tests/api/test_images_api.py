@@ -1,21 +1,10 @@
 """Image endpoints through the Flask test client: conflicts with containers, errors, shapes."""
-import io
 import json
-import tarfile
 
 import pytest
 
 from app.events.model import NewEvent
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+from tests.tarutil import tar_bytes as _tar
 
 
 @pytest.fixture
