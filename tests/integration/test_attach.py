@@ -268,3 +268,37 @@ def test_docker_cli_lifecycle_commands(daemon, busybox, tmp_path):
     assert (r.returncode, r.stdout, r.stderr) == (4, "hi\n", "oops\n")
     dk("rm", "-f", cid, "sa")
     assert dk("ps", "-aq").stdout == ""
+
+
+def test_attach_and_stdin_survive_a_daemon_kill9(make_daemon, busybox_tar):
+    """conmon keeps the container's stdio: a daemon started after a kill -9 attaches to it again."""
+    d = make_daemon().start()
+    d.cli("import", busybox_tar, "busybox:latest", check=True)
+    api = docker.APIClient(base_url=d.host, version="1.45", timeout=20)
+    try:
+        cid = api.create_container("busybox", ["sh", "-c", "echo first; read x; echo got $x; exit 3"],
+                                   stdin_open=True)["Id"]
+        api.start(cid)
+        d.kill9()
+        d.start()
+        sock = api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stream": 1, "logs": 1})
+        raw = sock._sock
+        raw.settimeout(15)
+        raw.sendall(b"again\n")
+        data = b""
+        while chunk := raw.recv(4096):
+            data += chunk
+        sock.close()
+        payload = b""
+        while data:
+            size = struct.unpack(">BxxxL", data[:8])[1]
+            payload, data = payload + data[8:8 + size], data[8 + size:]
+        assert payload == b"first\ngot again\n"
+        assert api.wait(cid, timeout=15)["StatusCode"] == 3
+        api.remove_container(cid)
+    finally:
+        api.close()
+        if d.proc.poll() is None:
+            from tests.integration.conftest import remove_all_containers
+            remove_all_containers(d)
+        d.stop()
