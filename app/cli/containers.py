@@ -403,8 +403,7 @@ PS_RAW = ("container_id: {{.ID}}\nimage: {{.Image}}\ncommand: {{.Command}}\ncrea
 PS_HEADERS = {"ID": "CONTAINER ID", "Names": "NAMES", "Image": "IMAGE", "Command": "COMMAND",
               "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE",
               "Status": "STATUS", "Size": "SIZE", "Labels": "LABELS", "Mounts": "MOUNTS",
-              "LocalVolumes": "LOCAL VOLUMES", "Networks": "NETWORKS", "Platform": "PLATFORM",
-              "HealthStatus": "HEALTH STATUS"}
+              "LocalVolumes": "LOCAL VOLUMES", "Networks": "NETWORKS", "Platform": "PLATFORM"}   # docker 28 has no HealthStatus field
 
 
 def _ps_image(image: str, image_id: str, trunc: bool) -> str:
@@ -438,7 +437,6 @@ def ps_view(c: dict, trunc: bool) -> dict:
     return {   # sorted keys: `{{json .}}` prints them as Go marshals a map
         "Command": json.dumps(ellipsis(command, 20) if trunc else command, ensure_ascii=False),
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(created)),
-        "HealthStatus": (c.get("Health") or {}).get("Status", ""),
         "ID": short_id(c["Id"]) if trunc else c["Id"],
         "Image": _ps_image(c.get("Image", ""), c.get("ImageID", ""), trunc),
         "Labels": ",".join(sorted(f"{k}={v}" for k, v in labels.items())),

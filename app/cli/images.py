@@ -105,6 +105,10 @@ def _render(template: str, data) -> str:
         raise CommandError(f"template parsing error: {err}") from err
 
 
+_GO_HTML_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
+                                  "\u2029": "\\u2029"})
+
+
 def render_table(fmt: str, rows: list[dict], headers: dict) -> str:
     """docker's formatter.Context: 'table …' gets a header row and tabwriter alignment,
     'json' is one JSON object per row, anything else is a plain per-row template."""
@@ -112,6 +116,8 @@ def render_table(fmt: str, rows: list[dict], headers: dict) -> str:
     body = fmt[len("table"):] if is_table else ("{{json .}}" if fmt == "json" else fmt)
     body = body.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
     text = "".join(_render(body, row) + "\n" for row in rows)
+    if fmt == "json":       # the bare `json` keyword goes through Go's json.Marshal, which escapes HTML
+        text = text.translate(_GO_HTML_ESCAPES)
     if is_table:
         return tabwrite(_render(body, headers) + "\n" + text)
     return text

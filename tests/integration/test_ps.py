@@ -73,3 +73,11 @@ def test_docker_cli_ps_filters_and_formats(daemon, busybox, two):
     assert r.stdout.split() == [daemon.cli("ps", "-a", "-q", "-f", "name=first", check=True).stdout.strip()]
     r = docker_cli(daemon, "port", "second")
     assert (r.returncode, r.stdout) == (0, "")
+    # `--format json` is Go's json.Marshal (HTML escaped); `{{json .}}` is not
+    daemon.cli("create", "--name", "html", "busybox", "sh", "-c", "echo a > /b & true", check=True)
+    for fmt in ("json", "{{json .Command}}"):
+        theirs = docker_cli(daemon, "ps", "-a", "--format", fmt)
+        assert theirs.returncode == 0, theirs.stderr
+        assert daemon.cli("ps", "-a", "--format", fmt, check=True).stdout == theirs.stdout
+    ours = daemon.cli("ps", "-a", "--format", "json", check=True).stdout
+    assert "echo a \\u003e /b \\u0026" in ours and "{{json" not in ours
