@@ -17,6 +17,7 @@ from app.api import current_engine
 from app.api.params import DockerBool, Filters, Timestamp, load_query
 from app.errors import Conflict, InvalidParameter, NotFound, NotImplemented_
 from app.common.filters import labels_match
+from app.common.fsutil import dir_size as _dir_size
 from app.common.humanize import human_duration
 
 bp = Blueprint("containers", __name__)
@@ -151,29 +152,6 @@ def _ancestor_ids(engine, refs: set[str]) -> set[str]:
             "WITH RECURSIVE d(id) AS (SELECT ? UNION SELECT images.id FROM images JOIN d ON images.parent = d.id)"
             " SELECT id FROM d", (row["id"],)))
     return out
-
-
-def _dir_size(path: str) -> int:
-    """moby's directory.Size: bytes of everything but directories, each inode counted once."""
-    total, seen, stack = 0, set(), [path]
-    while stack:
-        try:
-            it = os.scandir(stack.pop())
-        except OSError:
-            continue                                  # gone while walking: not counted
-        with it:
-            for entry in it:
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                        continue
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if st.st_size and st.st_ino not in seen:
-                    seen.add(st.st_ino)
-                    total += st.st_size
-    return total
 
 
 def _selector(rows: list[tuple], engine, q: dict):
@@ -572,3 +550,20 @@ def resize_container(ref):
         raise InvalidParameter("invalid terminal size: height and width must be positive")
     _containers().resize(ref, q["h"], q["w"])
     return Response(status=200)
+
+
+class PruneQuery(Schema):
+    filters = Filters(frozenset({"until", "label", "label!"}), load_default=dict)
+
+
+@bp.post("/containers/prune")
+def prune_containers():
+    from app.common.timeparse import TimeParseError, parse_timestamp
+    f = load_query(PruneQuery(), request.args)["filters"]
+    until = None
+    for value in f.get("until", ()):
+        try:
+            until = parse_timestamp(value)
+        except TimeParseError as err:
+            raise InvalidParameter(str(err)) from err
+    return jsonify(_containers().prune(until, set(f.get("label", ())), set(f.get("label!", ()))))

@@ -645,6 +645,35 @@ class Containers:
                 waiter.ready.set()              # an attach waiting for a start that will never come
             self.exited.notify_all()
 
+    def prune(self, until_ns: int | None, labels: set[str], not_labels: set[str]) -> dict:
+        """`docker container prune`: remove every container that is not running (created, exited,
+        dead), narrowed by `until` (created before) and `label` / `label!` filters, as moby does."""
+        from app.common.filters import labels_match
+        from app.common.fsutil import dir_size
+        deleted, reclaimed = [], 0
+        for (cid,) in self._q("SELECT id FROM containers WHERE state NOT IN ('running', 'paused', 'restarting')"
+                              " ORDER BY created_nano"):
+            rows = self._q("SELECT * FROM containers WHERE id=?", (cid,))
+            if not rows:
+                continue
+            row = dict(rows[0])
+            row_labels = json.loads(row["labels"])
+            if until_ns is not None and row["created_nano"] >= until_ns:
+                continue
+            if labels and not labels_match(labels, row_labels):
+                continue
+            if not_labels and any(labels_match([want], row_labels) for want in not_labels):
+                continue
+            size = dir_size(os.path.join(self.bundle(cid), "upper"))
+            try:
+                self.remove(cid, force=False)
+            except (Conflict, NotFound):
+                continue                    # started or removed meanwhile
+            deleted.append(cid)
+            reclaimed += size
+        self.engine.store.append([NewEvent("container", "prune", "", {"reclaimed": str(reclaimed)})])
+        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
     def end_attaches(self) -> None:
         """Daemon shutdown: end every attach stream (containers keep running; clients see EOF)."""
         self._closing.set()

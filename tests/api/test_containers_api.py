@@ -919,3 +919,24 @@ def test_finish_without_an_exit_file_does_not_end_a_running_container(fake_api, 
     fake_engine.containers.finish(cid)
     assert inspect(fake_api, cid)["State"]["Running"] is True
     assert "die" not in actions(fake_engine, cid)
+
+
+def test_prune_removes_stopped_containers_with_filters(fake_api, fake_engine, host, image):
+    keep_running = run(fake_api, "up")
+    created = create(fake_api, "fresh", Labels={"tier": "web"})
+    exited = run(fake_api, "done", Cmd=["exit", "3"], Labels={"tier": "db"})
+    assert json.loads(fake_api.post(f"{V}/containers/done/wait").data)["StatusCode"] == 3
+    r = fake_api.post(f"{V}/containers/prune", query_string={"filters": json.dumps({"label": ["tier=db"]})})
+    assert r.status_code == 200 and json.loads(r.data)["ContainersDeleted"] == [exited]
+    r = fake_api.post(f"{V}/containers/prune", query_string={"filters": json.dumps({"label!": ["tier=web"]})})
+    assert json.loads(r.data) == {"ContainersDeleted": None, "SpaceReclaimed": 0}
+    r = fake_api.post(f"{V}/containers/prune", query_string={"filters": json.dumps({"until": ["1h"]})})
+    assert json.loads(r.data)["ContainersDeleted"] is None            # created less than an hour ago
+    r = fake_api.post(f"{V}/containers/prune")
+    body = json.loads(r.data)
+    assert body["ContainersDeleted"] == [created] and isinstance(body["SpaceReclaimed"], int)
+    assert [c["Id"] for c in json.loads(fake_api.get(f"{V}/containers/json?all=1").data)] == [keep_running]
+    r = fake_api.post(f"{V}/containers/prune", query_string={"filters": json.dumps({"bogus": ["x"]})})
+    assert r.status_code == 400 and "bogus" in error(r)
+    prunes = [e for e in fake_engine.store.read(0, limit=10_000) if e.action == "prune"]
+    assert len(prunes) == 4 and prunes[0].attributes == {"reclaimed": "0"}

@@ -267,6 +267,9 @@ def test_docker_cli_lifecycle_commands(daemon, busybox, tmp_path):
     r = dk("start", "-a", "sa", ok=False)
     assert (r.returncode, r.stdout, r.stderr) == (4, "hi\n", "oops\n")
     dk("rm", "-f", cid, "sa")
+    stopped = dk("create", "busybox", "true").stdout.strip()
+    r = dk("container", "prune", "-f")
+    assert "Deleted Containers:" in r.stdout and stopped in r.stdout and "Total reclaimed space:" in r.stdout
     assert dk("ps", "-aq").stdout == ""
 
 
