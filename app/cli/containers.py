@@ -15,7 +15,7 @@ import time
 from urllib.parse import quote
 
 from app.cli.attach import AttachSession, parse_attach_flags, resize_to_terminal, wait_request
-from app.cli.client import APIError, Client
+from app.cli.client import APIError, CannotConnect, Client
 from app.cli.system import filter_flags
 from app.common.filters import to_query
 from app.common.timeparse import TimeParseError, format_unix_nano, parse_timestamp
@@ -243,8 +243,29 @@ def _attach_and_start(client, cid: str, streams: set[str], tty: bool, detach_key
         return _err(f"Error response from daemon: {err.message}", _status_code(err.message))
     if tty and sys.stdout.isatty():
         resize_to_terminal(client, cid)
-    session.run()
-    return exit_code()
+    restore = None if tty else _proxy_signals(client.host, cid)
+    try:
+        session.run()
+        return exit_code()
+    finally:
+        if restore:
+            restore()
+
+
+def _proxy_signals(host: str, cid: str):
+    """--sig-proxy (the docker CLI's default without a TTY): signals we receive go to the container,
+    so Ctrl-C stops the containerised process, not just this client."""
+    import signal
+
+    def forward(signum, _frame):
+        try:
+            Client(host).request("POST", f"/containers/{quote(cid)}/kill", {"signal": str(signum)}).read()
+        except (APIError, CannotConnect, OSError):
+            pass
+
+    wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+    previous = {sig: signal.signal(sig, forward) for sig in wanted}
+    return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()]
 
 
 def cmd_attach(args, client) -> int:

@@ -305,3 +305,19 @@ def test_attach_and_stdin_survive_a_daemon_kill9(make_daemon, busybox_tar):
             from tests.integration.conftest import remove_all_containers
             remove_all_containers(d)
         d.stop()
+
+
+def test_our_cli_proxies_signals_to_a_foreground_container(daemon, busybox):
+    proc = subprocess.Popen(our_cli(daemon) + ["run", "--rm", "busybox", "sh", "-c",
+                                               "trap 'echo got-int; exit 7' INT; echo ready; "
+                                               "while true; do sleep 0.1; done"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        proc.send_signal(2)                                  # Ctrl-C reaches the container's trap
+        out, err = proc.communicate(timeout=15)
+        assert (proc.returncode, out) == (7, b"got-int\n"), err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
