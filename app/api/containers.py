@@ -297,10 +297,11 @@ def wait_container(ref):
     row = containers.resolve(ref)
     cid = row["id"]
     after_seq = current_engine().store.last_seq
+    sock = request.environ.get("berth.socket")      # to notice a client that stopped waiting
 
     def body():
         yield b""   # the head goes out now: `docker run` calls /start only after seeing it
-        code = containers.wait_condition(cid, condition, after_seq)
+        code = containers.wait_condition(cid, condition, after_seq, lambda: _peer_hung_up(sock))
         if code is None:
             return                  # daemon shutdown
         yield json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n"
@@ -465,11 +466,15 @@ class AttachQuery(Schema):
     detachKeys = fields.String(load_default=None)
 
 
-def _peer_hung_up(sock) -> bool:
-    """POLLHUP: the client closed its end (a half-close for stdin EOF is not a hang-up)."""
+def _peer_hung_up(sock, half_close_counts: bool = True) -> bool:
+    """The client went away. On a Unix socket a close shows as POLLHUP; on TCP only as POLLRDHUP,
+    which a half-close (stdin EOF on an attach) also raises, so that counts only where asked."""
+    if sock is None:
+        return False
+    mask = select.POLLHUP | (select.POLLRDHUP if half_close_counts else 0)
     poller = select.poll()
-    poller.register(sock, select.POLLHUP)
-    return any(ev & select.POLLHUP for _, ev in poller.poll(0))
+    poller.register(sock, mask)
+    return any(ev & mask for _, ev in poller.poll(0))
 
 
 @bp.post("/containers/<ref>/attach")
@@ -512,14 +517,14 @@ def attach_container(ref):
                 sock.sendall(history)
         if q["stream"]:
             containers.record_attach(cid, "attach")
-            conn = containers.attach_connection(cid, lambda: _peer_hung_up(sock))
+            conn = containers.attach_connection(cid, lambda: _peer_hung_up(sock, not q["stdin"]))
             if conn is not None:
                 detached = threading.Event()
                 output = None
                 if q["logs"]:     # history came from the log: follow the same file on, gap- and overlap-free
                     fh = fh or open(log_path, "rb")
-                    output = follow(fh, lambda: not detached.is_set() and containers.is_running(cid), streams,
-                                    tty=tty)
+                    output = follow(fh, lambda: not detached.is_set() and not containers.closing.is_set()
+                                    and containers.is_running(cid), streams, tty=tty)
                 was_detached = relay(conn, sock, reader, tty=tty, stdout=q["stdout"], stderr=q["stderr"],
                                      stdin=q["stdin"], stdin_once=bool(config.get("StdinOnce")),
                                      detach_keys=keys, output=output, detached=detached)

@@ -13,6 +13,9 @@ import sys
 import threading
 from urllib.parse import quote
 
+from app.common.detachkeys import DetachScanner, parse_detach_keys
+from app.errors import InvalidParameter
+
 STREAMS = ("stdin", "stdout", "stderr")
 
 
@@ -31,6 +34,11 @@ class AttachSession:
     def __init__(self, client, cid: str, streams: set[str], tty: bool, detach_keys: str | None = None):
         self.tty = tty
         self.stdin = "stdin" in streams
+        self.detached = False                # we sent the detach keys (the daemon applies them on a TTY)
+        try:
+            self._keys = parse_detach_keys(detach_keys)
+        except InvalidParameter:
+            self._keys = b""                 # the daemon refuses the request with Docker's message
         params = {"stream": "1", "detachKeys": detach_keys}
         params.update({s: "1" for s in streams})
         self.sock, self._pending = client.hijack("POST", f"/containers/{quote(cid)}/attach", params)
@@ -54,9 +62,13 @@ class AttachSession:
             pass
 
     def _send_stdin(self) -> None:
+        scanner = DetachScanner(self._keys) if self.tty else None
         try:
             while data := os.read(sys.stdin.fileno(), 65536):
                 self.sock.sendall(data)
+                if scanner and scanner.feed(data)[1]:
+                    self.detached = True
+                    return
             self.sock.shutdown(socket.SHUT_WR)    # our stdin ended: the daemon closes the container's
         except (OSError, ValueError):
             pass

@@ -246,6 +246,8 @@ def _attach_and_start(client, cid: str, streams: set[str], tty: bool, detach_key
     restore = None if tty else _proxy_signals(client.host, cid)
     try:
         session.run()
+        if session.detached:
+            return 0                        # the container runs on; docker exits 0 here too
         return exit_code()
     finally:
         if restore:
@@ -282,8 +284,7 @@ def cmd_attach(args, client) -> int:
     if tty and sys.stdout.isatty():
         resize_to_terminal(client, info["Id"])
     session.run()
-    state = client.get_json(f"/containers/{quote(info['Id'])}/json")["State"]
-    return exit_code() if not state["Running"] else 0
+    return 0 if session.detached else exit_code()
 
 
 def _stream_logs(client, cid: str, params: dict, tty: bool) -> None:

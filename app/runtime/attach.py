@@ -12,61 +12,10 @@ import struct
 import threading
 from typing import Iterable
 
-from app.errors import InvalidParameter
+from app.common.detachkeys import DetachScanner, parse_detach_keys  # noqa: F401 (re-exported)
 
 CONMON_STDOUT, CONMON_STDERR = 2, 3
 PACKET_MAX = 65536                 # conmon sends at most 8 KiB + 1; a larger buffer never truncates
-DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
-_CTRL_SPECIALS = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
-
-
-def parse_detach_keys(spec: str | None) -> bytes:
-    """Docker's detach-key syntax: comma-separated `ctrl-<a-z@[\\]^_>` or single characters."""
-    spec = spec or DEFAULT_DETACH_KEYS
-    out = bytearray()
-    for key in spec.split(","):
-        low = key.lower()
-        if low.startswith("ctrl-") and len(key) == 6:
-            ch = low[5]
-            if "a" <= ch <= "z":
-                out.append(ord(ch) - ord("a") + 1)
-                continue
-            if ch in _CTRL_SPECIALS:
-                out.append(_CTRL_SPECIALS[ch])
-                continue
-        elif len(key) == 1:
-            out.append(ord(key))
-            continue
-        raise InvalidParameter(f"Invalid detach keys ({spec}) provided")
-    return bytes(out)
-
-
-class DetachScanner:
-    """Finds the detach sequence in a stdin stream split across reads; held-back bytes of a partial
-    match are released when the match fails, so nothing the user typed is lost."""
-
-    def __init__(self, keys: bytes):
-        self.keys = keys
-        self.held = b""
-
-    def feed(self, data: bytes) -> tuple[bytes, bool]:
-        """Returns (bytes to forward, detached)."""
-        out = bytearray()
-        for byte in data:
-            candidate = self.held + bytes([byte])
-            if self.keys.startswith(candidate):
-                self.held = candidate
-                if candidate == self.keys:
-                    self.held = b""
-                    return bytes(out), True
-                continue
-            out += self.held                 # a broken partial match is the user's input after all
-            self.held = b""
-            if self.keys.startswith(bytes([byte])):
-                self.held = bytes([byte])
-            else:
-                out.append(byte)
-        return bytes(out), False
 
 
 def frame(stream: int, data: bytes) -> bytes:
@@ -86,7 +35,8 @@ def relay(conmon: socket.socket, client: socket.socket, client_reader, *, tty: b
     detached = detached or threading.Event()
 
     def pump_stdin():
-        scanner = DetachScanner(detach_keys)
+        # moby looks for detach keys only on a TTY: piped binary input must reach the process whole
+        scanner = DetachScanner(detach_keys) if tty else None
         try:
             while True:
                 data = client_reader.read1(PACKET_MAX)
@@ -94,7 +44,7 @@ def relay(conmon: socket.socket, client: socket.socket, client_reader, *, tty: b
                     if stdin_once:
                         conmon.shutdown(socket.SHUT_WR)     # conmon closes the container's stdin
                     return
-                data, hit = scanner.feed(data)
+                data, hit = scanner.feed(data) if scanner else (data, False)
                 if data:
                     conmon.sendall(data)
                 if hit:

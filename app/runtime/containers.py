@@ -121,6 +121,7 @@ class Containers:
         self._attach_waiters: dict[str, list[_AttachWaiter]] = {}
         self._attached: weakref.WeakSet = weakref.WeakSet()    # live conmon attach connections
         self._closing = threading.Event()
+        self.closing = self._closing          # read by streaming handlers (attach with logs) to end
         self._unreaped: set[int] = set()     # exited containers' conmon pids not yet waited for
         self.reconcile()
         self._notify = ExitDirWatch(self.monitor.exits_dir)
@@ -209,6 +210,7 @@ class Containers:
             try:
                 self._prepare_and_run(row)
             except (RuncError, InvalidParameter) as err:
+                self._release_attach_waiters(row["id"])    # as moby cancels attaches on a failed start
                 code = _exit_code_for(err)
                 self.engine.store.append([NewEvent("container", "start-failed", row["id"], self._attrs(row),
                                                    payload={"error": str(err), "exit_code": code})])
@@ -327,6 +329,8 @@ class Containers:
             for (cid,) in self._q("SELECT id FROM containers WHERE state IN ('running', 'paused')"):
                 if self.monitor.exit_code(cid) is not None:
                     self.finish(cid)
+                elif self.monitor.conmon_pid(cid, self.bundle(cid)) is None and self.monitor.exit_code(cid) is None:
+                    self.finish(cid, code=255)      # conmon died (killed?) and left no code: as reconcile does
         except Exception:  # noqa: BLE001 - the watcher must survive one bad container
             logging.getLogger("berth").exception("exit watcher")
 
@@ -347,7 +351,7 @@ class Containers:
             oom = self.monitor.oom_killed(cid, bundle)
             self.runc.forget_stopped(cid)
             unmount_rootfs(bundle)
-            self._reap(cid, bundle)
+            self._reap(cid, bundle, row["pid"])
             started = row["started_nano"]
             events = [NewEvent("container", "oom", cid, self._attrs(row))] if oom else []
             events.append(NewEvent("container", "die", cid, {
@@ -358,21 +362,33 @@ class Containers:
             if json.loads(row["host_config"]).get("AutoRemove"):    # `docker run --rm`
                 self.remove(cid, force=False)
 
-    def _reap(self, cid: str, bundle: str) -> None:
+    def _reap(self, cid: str, bundle: str, container_pid: int = 0) -> None:
         """conmon is our child when the daemon is a subreaper (app/daemon.py): collect it once it has
-        exited (it may outlive the exit file by a moment, so the watcher retries)."""
+        exited (it may outlive the exit file by a moment, so the watcher retries). If conmon itself
+        died, the container's init was re-parented to us as well."""
         pid = self.monitor.conmon_pid_any(cid, bundle)
-        if pid:
-            self._unreaped.add(pid)
+        self._unreaped.update(p for p in (pid, container_pid) if p)
         self._reap_children()
 
     def _reap_children(self) -> None:
+        """waitpid only zombies whose parent is this daemon, so a recycled pid in a stale pidfile can
+        never take the exit status of a child that `subprocess` is waiting for."""
+        me = os.getpid()
         for pid in list(self._unreaped):
             try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:      # not our child (daemon not a subreaper, or restarted)
-                done = pid
-            if done:
+                with open(f"/proc/{pid}/stat") as fh:
+                    fields = fh.read().rpartition(")")[2].split()
+                state, parent = fields[0], int(fields[1])
+            except (OSError, IndexError, ValueError):
+                self._unreaped.discard(pid)         # gone: reaped by someone
+                continue
+            if parent != me:
+                self._unreaped.discard(pid)         # not ours to reap (no subreaper, or another parent)
+            elif state == "Z":
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
                 self._unreaped.discard(pid)
 
     def reconcile(self) -> None:
@@ -420,7 +436,7 @@ class Containers:
                     return False
                 self.exited.wait(min(left, WATCH_SECONDS * 4) if left is not None else WATCH_SECONDS * 4)
 
-    def wait_condition(self, cid: str, condition: str, after_seq: int) -> int | None:
+    def wait_condition(self, cid: str, condition: str, after_seq: int, client_gone=lambda: False) -> int | None:
         """`POST /wait`: block until the condition holds and return the exit code. Exits are read from
         the log after `after_seq` (the log's end when the request arrived), so a container that starts
         and exits between two looks is still seen: polling the state alone missed those."""
@@ -433,16 +449,17 @@ class Containers:
                     continue
                 died = self._q("SELECT attributes FROM events WHERE stream=? AND seq>? AND action='die'"
                                " ORDER BY seq LIMIT 1", (f"container:{cid}", after_seq))
+                if state is None:               # removed: every condition is over (moby's State.Wait)
+                    return self.last_exit_code(cid)
                 if condition == "removed":
-                    if state is None:
-                        return self.last_exit_code(cid)
+                    pass
                 elif died:
                     return int(json.loads(died[0][0]).get("exitCode", "0"))
                 elif condition == "not-running" and state not in ("running", "paused"):
                     code = self._q("SELECT exit_code FROM containers WHERE id=?", (cid,))
                     return int(code[0][0]) if code else self.last_exit_code(cid)
-                if self._closing.is_set() or self._stop.is_set():
-                    return None             # the daemon is shutting down: the client sees the stream end
+                if self._closing.is_set() or self._stop.is_set() or client_gone():
+                    return None             # shutdown, or nobody is listening any more
                 self.exited.wait(WATCH_SECONDS * 4)
 
     def last_exit_code(self, cid: str) -> int:
@@ -618,32 +635,51 @@ class Containers:
     # ------------------------------------------------------------------------------ remove
 
     def remove(self, ref: str, force: bool) -> None:
-        row = self.resolve(ref)
-        if row["state"] in ("running", "paused", "restarting"):
-            if not force and row["state"] == "paused":
-                raise Conflict(f'cannot remove container "/{row["name"]}": container is paused and must be '
-                               "unpaused first")
-            if not force:
-                raise Conflict(f'cannot remove container "/{row["name"]}": container is running: stop the '
-                               "container before removing or force remove")
+        """The state is checked and the container destroyed under the lock, so a start cannot slip in
+        between (that once destroyed a running container without a die). A forced removal kills
+        outside the lock, because seeing the exit needs the watcher, and then checks again."""
+        cid = self.resolve(ref)["id"]
+        killed = False
+        while True:
+            with self.lock:
+                rows = self._q("SELECT * FROM containers WHERE id=?", (cid,))
+                if not rows:
+                    if killed:
+                        return              # AutoRemove removed it on its exit (`rm -f` of a `--rm` container)
+                    raise NotFound(f"No such container: {ref}")
+                row = dict(rows[0])
+                if row["state"] not in ("running", "paused", "restarting"):
+                    self._destroy(row)
+                    return
+                if not force and row["state"] == "paused":
+                    raise Conflict(f'cannot remove container "/{row["name"]}": container is paused and must be '
+                                   "unpaused first")
+                if not force:
+                    raise Conflict(f'cannot remove container "/{row["name"]}": container is running: stop the '
+                                   "container before removing or force remove")
             try:
-                self.kill(row["id"], 9)
+                self.kill(cid, 9)
             except Conflict:
                 pass
-            self._thaw(row["id"])
-            self.wait_exit(row["id"], None)
-        with self.lock:
-            row = self.resolve(row["id"])
-            bundle = self.bundle(row["id"])
-            unmount_rootfs(bundle)
-            if self.runc.known(row["id"]):          # finish() has usually deleted it already
-                self.runc.delete(row["id"], force=True)
-            self.monitor.cleanup(row["id"], bundle)
-            shutil.rmtree(bundle, ignore_errors=True)
-            self.engine.store.append([NewEvent("container", "destroy", row["id"], self._attrs(row))])
-            for waiter in self._attach_waiters.pop(row["id"], []):
-                waiter.ready.set()              # an attach waiting for a start that will never come
-            self.exited.notify_all()
+            self._thaw(cid)
+            self.wait_exit(cid, None)
+            killed = True
+
+    def _destroy(self, row: dict) -> None:
+        """Remove a container that is not running (caller holds the lock)."""
+        bundle = self.bundle(row["id"])
+        unmount_rootfs(bundle)
+        if self.runc.known(row["id"]):          # finish() has usually deleted it already
+            self.runc.delete(row["id"], force=True)
+        self.monitor.cleanup(row["id"], bundle)
+        shutil.rmtree(bundle, ignore_errors=True)
+        self.engine.store.append([NewEvent("container", "destroy", row["id"], self._attrs(row))])
+        self._release_attach_waiters(row["id"])
+        self.exited.notify_all()
+
+    def _release_attach_waiters(self, cid: str) -> None:
+        for waiter in self._attach_waiters.pop(cid, []):
+            waiter.ready.set()              # an attach waiting for a start that will not come
 
     def prune(self, until_ns: int | None, labels: set[str], not_labels: set[str]) -> dict:
         """`docker container prune`: remove every container that is not running (created, exited,

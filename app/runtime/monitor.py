@@ -139,6 +139,8 @@ class Monitor:
             deadline = time.monotonic() + 60
             while not poller.poll(50):
                 if not _alive(pid) or time.monotonic() > deadline:
+                    if poller.poll(0):      # it wrote its byte and exited in between: started (as runc)
+                        break
                     raise RuncError("container process is already dead")
             try:
                 data = os.read(fd, 16)

@@ -940,3 +940,73 @@ def test_prune_removes_stopped_containers_with_filters(fake_api, fake_engine, ho
     assert r.status_code == 400 and "bogus" in error(r)
     prunes = [e for e in fake_engine.store.read(0, limit=10_000) if e.action == "prune"]
     assert len(prunes) == 4 and prunes[0].attributes == {"reclaimed": "0"}
+
+
+def test_remove_and_start_racing_never_destroy_a_running_container(fake_api, fake_engine, host, image):
+    """Review finding: rm checked the state outside the lock, so a start in between was destroyed
+    while running (no die). Now either rm wins (the start is 404) or start wins (the rm is 409)."""
+    import threading
+    c = fake_engine.containers
+    for i in range(15):
+        cid = create(fake_api, f"race{i}", Cmd=["sleep", "30"])
+        results = {}
+
+        def start():
+            try:
+                c.start(cid)
+                results["start"] = "ok"
+            except Exception as err:        # noqa: BLE001 - recorded for the assertion below
+                results["start"] = type(err).__name__
+
+        def remove():
+            try:
+                c.remove(cid, force=False)
+                results["rm"] = "ok"
+            except Exception as err:        # noqa: BLE001
+                results["rm"] = type(err).__name__
+
+        threads = [threading.Thread(target=start), threading.Thread(target=remove)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        acts = actions(fake_engine, cid)
+        if results["rm"] == "ok":
+            assert results["start"] == "NotFound" and acts == ["create", "destroy"]
+        else:
+            assert results == {"start": "ok", "rm": "Conflict"} and acts == ["create", "start"]
+            c.remove(cid, force=True)
+
+
+def test_wait_next_exit_ends_when_the_container_is_removed(fake_api, fake_engine, host, image):
+    import threading
+    cid = create(fake_api, "never", Cmd=["sleep", "30"])
+    out = {}
+    t = threading.Thread(target=lambda: out.update(code=fake_engine.containers.wait_condition(
+        cid, "next-exit", fake_engine.store.last_seq)))
+    t.start()
+    time.sleep(0.2)
+    assert t.is_alive()                                       # nothing has exited yet
+    assert fake_api.delete(f"{V}/containers/never").status_code == 204
+    t.join(5)
+    assert not t.is_alive() and out == {"code": 0}            # moby's State.Wait returns on removal
+
+
+def test_wait_gives_up_when_its_client_has_gone(fake_api, fake_engine, host, image):
+    cid = create(fake_api, "lonely", Cmd=["sleep", "30"])
+    started = time.monotonic()
+    assert fake_engine.containers.wait_condition(cid, "next-exit", fake_engine.store.last_seq,
+                                                 client_gone=lambda: True) is None
+    assert time.monotonic() - started < 2
+
+
+def test_a_failed_start_releases_attaches_waiting_for_it(fake_api, fake_engine, host, image):
+    import threading
+    cid = create(fake_api, "broken", Cmd=["nosuch"])
+    out = {}
+    t = threading.Thread(target=lambda: out.update(conn=fake_engine.containers.attach_connection(cid, lambda: False)))
+    t.start()
+    time.sleep(0.2)
+    assert fake_api.post(f"{V}/containers/broken/start").status_code == 400
+    t.join(3)
+    assert not t.is_alive() and out == {"conn": None}

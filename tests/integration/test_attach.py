@@ -107,6 +107,8 @@ def test_docker_cli_interactive_stdin_and_eof(daemon, busybox):
     r = run_piped([DOCKER_BIN, "run", "-i", "--rm", "busybox", "sh", "-c", "cat | md5sum"], payload, env)
     import hashlib
     assert r.returncode == 0 and r.stdout.split()[0].decode() == hashlib.md5(payload).hexdigest()
+    r = run_piped([DOCKER_BIN, "run", "-i", "--rm", "busybox", "od", "-An", "-tx1"], b"a\x10\x11b\n", env)
+    assert r.stdout.split() == [b"61", b"10", b"11", b"62", b"0a"]      # no TTY: detach keys are plain data
 
 
 @needs_docker_cli
@@ -321,3 +323,38 @@ def test_our_cli_proxies_signals_to_a_foreground_container(daemon, busybox):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_shutdown_ends_attach_streams_including_log_followers(make_daemon, busybox_tar):
+    d = make_daemon().start()
+    d.cli("import", busybox_tar, "busybox:latest", check=True)
+    api = docker.APIClient(base_url=d.host, version="1.45", timeout=20)
+    socks = []
+    try:
+        cid = api.create_container("busybox", ["sh", "-c", "echo hi; exec sleep 30"])["Id"]
+        api.start(cid)
+        for params in ({"stdout": 1, "stream": 1}, {"stdout": 1, "stream": 1, "logs": 1}):
+            socks.append(api.attach_socket(cid, params=params))
+        started = time.monotonic()
+        assert d.stop() == 0 and time.monotonic() - started < 8      # no stream holds the daemon
+        for sock in socks:
+            sock._sock.settimeout(5)
+            while sock._sock.recv(4096):
+                pass                                                 # each stream ended (EOF)
+        d.start()
+        api.remove_container(cid, force=True)
+    finally:
+        for sock in socks:
+            sock.close()
+        api.close()
+        if d.proc.poll() is None:
+            d.stop()
+
+
+def test_our_cli_exits_0_after_detaching_from_run_it(daemon, busybox):
+    out, rc = run_in_pty(our_cli(daemon) + ["run", "--name", "det", "-it", "busybox", "sh"],
+                         b"echo in-$((3+4))\n", timeout=15, then=(b"in-7", b"\x10\x11"))
+    assert rc == 0 and b"in-7" in out
+    info = json.loads(daemon.cli("inspect", "det", check=True).stdout)[0]
+    assert info["State"]["Running"] is True
+    daemon.cli("rm", "-f", "det", check=True)

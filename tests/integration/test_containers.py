@@ -439,3 +439,44 @@ def test_stop_and_force_remove_of_paused_containers(docker_client, busybox):
     d.remove(force=True)
     c.remove()
     assert docker_client.containers.list(all=True) == []
+
+
+def test_force_remove_of_a_running_auto_remove_container(docker_client, busybox):
+    c = docker_client.containers.run("busybox", ["sleep", "30"], detach=True, auto_remove=True)
+    c.remove(force=True)                       # AutoRemove finishes first; rm -f still succeeds (204)
+    assert docker_client.containers.list(all=True) == []
+
+
+def test_a_killed_conmon_ends_the_container_as_255_and_nothing_hangs(daemon, docker_client, busybox):
+    c = docker_client.containers.run("busybox", ["sleep", "30"], detach=True)
+    with open(os.path.join(daemon.data_root, "containers", c.id, "userdata", "conmon.pid")) as fh:
+        os.kill(int(fh.read()), 9)
+    assert c.wait(timeout=10)["StatusCode"] == 255
+    c.reload()
+    assert c.status == "exited"
+    deadline = time.monotonic() + 5
+    while _zombie_children(daemon.proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _zombie_children(daemon.proc.pid) == []        # the orphaned init was reaped too
+    c.remove()
+
+
+def test_waits_whose_clients_left_free_their_threads(make_daemon, busybox_tar):
+    import socket as _socket
+    d = make_daemon().start("--threads", "2")
+    try:
+        d.cli("import", busybox_tar, "busybox:latest", check=True)
+        cid = d.cli("create", "busybox", "true", check=True).stdout.strip()
+        for _ in range(3):                          # more abandoned waits than worker threads
+            s = _socket.socket(_socket.AF_UNIX)
+            s.connect(d.sock)
+            s.sendall(f"POST /v1.45/containers/{cid}/wait?condition=next-exit HTTP/1.1\r\nHost: x\r\n"
+                      "Content-Length: 0\r\n\r\n".encode())
+            s.settimeout(5)
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+            s.close()
+            time.sleep(0.5)                         # the wait notices within its poll interval
+        assert d.cli("version", timeout=10).returncode == 0
+        d.cli("rm", cid, check=True)
+    finally:
+        d.stop()

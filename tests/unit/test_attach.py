@@ -82,3 +82,29 @@ def test_relay_detach_keys_end_the_stream_without_eof_to_stdin():
     t.join(5)
     assert result == {"detached": True} and client_far.recv(100) == b""
     conmon_far.close()
+
+
+def test_relay_without_tty_passes_detach_keys_through_as_data():
+    """moby matches detach keys only on a TTY: binary stdin must reach the process intact."""
+    conmon_ours, conmon_far = _pair_seqpacket()
+    client_ours, client_far = socket.socketpair()
+    result = {}
+    t = threading.Thread(target=lambda: result.update(detached=relay(
+        conmon_ours, client_ours, client_ours.makefile("rb"), tty=False, stdout=True, stderr=True, stdin=True,
+        stdin_once=True, detach_keys=b"\x10\x11")))
+    t.start()
+    client_far.sendall(b"a\x10\x11b")
+    got = b""
+    while len(got) < 4:
+        got += conmon_far.recv(100)
+    assert got == b"a\x10\x11b"
+    client_far.shutdown(socket.SHUT_WR)
+    assert conmon_far.recv(100) == b""                   # stdin EOF passed on
+    conmon_far.close()
+    t.join(5)
+    assert result == {"detached": False}
+
+
+def test_parse_detach_keys_rejects_characters_outside_a_byte():
+    with pytest.raises(InvalidParameter):
+        parse_detach_keys("€")
