@@ -41,20 +41,16 @@ class DetachScanner:
         self.held = b""
 
     def feed(self, data: bytes) -> tuple[bytes, bool]:
-        """Returns (bytes to forward, detached)."""
+        """Returns (bytes to forward, detached). On a mismatch the held bytes are released one at a
+        time until what is left is again a start of the sequence (so `a,a,b` matches in `aaab`)."""
         out = bytearray()
         for byte in data:
             candidate = self.held + bytes([byte])
-            if self.keys.startswith(candidate):
-                self.held = candidate
-                if candidate == self.keys:
-                    self.held = b""
-                    return bytes(out), True
-                continue
-            out += self.held                 # a broken partial match is the user's input after all
-            self.held = b""
-            if self.keys.startswith(bytes([byte])):
-                self.held = bytes([byte])
-            else:
-                out.append(byte)
+            while candidate and not self.keys.startswith(candidate):
+                out.append(candidate[0])         # not part of a match: the user's input after all
+                candidate = candidate[1:]
+            self.held = candidate
+            if self.held and self.held == self.keys:
+                self.held = b""
+                return bytes(out), True
         return bytes(out), False

@@ -108,3 +108,11 @@ def test_relay_without_tty_passes_detach_keys_through_as_data():
 def test_parse_detach_keys_rejects_characters_outside_a_byte():
     with pytest.raises(InvalidParameter):
         parse_detach_keys("€")
+
+
+def test_scanner_finds_overlapping_matches():
+    s = DetachScanner(b"aab")
+    assert s.feed(b"aaab") == (b"a", True)
+    s = DetachScanner(b"\x10\x11")
+    assert s.feed(b"\x10\x10\x10") == (b"\x10\x10", False)
+    assert s.feed(b"\x11") == (b"", True)
