@@ -1,5 +1,11 @@
 """Attach: relay between a client's hijacked connection and the container's conmon attach socket.
 
+berth keeps one conmon connection per running container (`AttachHub`) and fans its output out to
+every attached client; clients' stdin bytes go in through that same connection. With conmon's `-i`,
+any connection reaching EOF closes the container's stdin, so per-client connections would let an
+output-only client that leaves close a StdinOnce container's stdin; with the hub only the client
+that attached stdin ends it (a half-close of the hub's connection), as in Docker.
+
 conmon's attach socket is SOCK_SEQPACKET. Each packet it sends is `<pipe byte><data>` (2 = stdout,
 3 = stderr); bytes we send go to the container's stdin (only when conmon runs with -i or -t). When a
 client connection reaches EOF, conmon closes the container's stdin unless it runs with
@@ -10,6 +16,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+from collections import deque
 from typing import Iterable
 
 from app.common.detachkeys import DetachScanner, parse_detach_keys  # noqa: F401 (re-exported)
@@ -18,12 +25,127 @@ CONMON_STDOUT, CONMON_STDERR = 2, 3
 PACKET_MAX = 65536                 # conmon sends at most 8 KiB + 1; a larger buffer never truncates
 
 
+MAX_PENDING_PACKETS = 2048         # ~16 MiB queued for one client before it is cut off as too slow
+
+
+class AttachHub:
+    """The daemon's single connection to a container's conmon attach socket."""
+
+    def __init__(self, conn: socket.socket, name: str = ""):
+        self.conn = conn
+        self.closed = threading.Event()
+        self._subs: set[Subscription] = set()
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._stdin_closed = False
+        threading.Thread(target=self._read, name=f"attach-hub {name}", daemon=True).start()
+
+    def subscribe(self) -> "Subscription":
+        sub = Subscription(self)
+        with self._lock:
+            if self.closed.is_set():
+                sub._end()
+            else:
+                self._subs.add(sub)
+        return sub
+
+    def _read(self) -> None:
+        try:
+            while packet := self.conn.recv(PACKET_MAX):
+                with self._lock:
+                    subs = list(self._subs)
+                for sub in subs:
+                    sub._put(packet)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self.closed.set()
+                subs, self._subs = list(self._subs), set()
+            for sub in subs:
+                sub._end()
+            self.conn.close()
+
+    def _unsubscribe(self, sub: "Subscription") -> None:
+        with self._lock:
+            self._subs.discard(sub)
+
+    def write(self, data: bytes) -> None:
+        with self._write_lock:
+            if self._stdin_closed:
+                raise BrokenPipeError("stdin is closed")
+            self.conn.sendall(data)
+
+    def close_stdin(self) -> None:
+        """EOF on our connection: conmon (-i) closes the container's stdin; output keeps coming."""
+        with self._write_lock:
+            if not self._stdin_closed:
+                self._stdin_closed = True
+                try:
+                    self.conn.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        try:
+            self.conn.shutdown(socket.SHUT_RDWR)     # the reader sees EOF and ends every subscription
+        except OSError:
+            pass
+
+
+class Subscription:
+    """One client's view of a hub, shaped like the conmon socket `relay` used to read directly."""
+
+    def __init__(self, hub: AttachHub):
+        self.hub = hub
+        self._packets: deque[bytes | None] = deque()
+        self._ready = threading.Condition()
+
+    def _put(self, packet: bytes) -> None:
+        with self._ready:
+            if len(self._packets) >= MAX_PENDING_PACKETS:
+                self._packets.clear()                 # a client this far behind is dropped
+                self._packets.append(None)
+                self.hub._unsubscribe(self)
+            else:
+                self._packets.append(packet)
+            self._ready.notify()
+
+    def _end(self) -> None:
+        with self._ready:
+            self._packets.append(None)
+            self._ready.notify()
+
+    def recv(self, _size: int = PACKET_MAX) -> bytes:
+        with self._ready:
+            while not self._packets:
+                self._ready.wait()
+            packet = self._packets[0]
+            if packet is None:
+                return b""                            # stays at the end
+            self._packets.popleft()
+            return packet
+
+    def sendall(self, data: bytes) -> None:
+        self.hub.write(data)
+
+    def shutdown(self, how: int) -> None:
+        if how == socket.SHUT_WR:
+            self.hub.close_stdin()
+        else:
+            self.close()
+
+    def close(self) -> None:
+        self.hub._unsubscribe(self)
+        self._end()
+
+
 def frame(stream: int, data: bytes) -> bytes:
     """Docker's stdcopy framing: stream id, three zero bytes, big-endian length."""
     return struct.pack(">BxxxL", stream, len(data)) + data
 
 
-def relay(conmon: socket.socket, client: socket.socket, client_reader, *, tty: bool, stdout: bool,
+def relay(conmon: "Subscription | socket.socket", client: socket.socket, client_reader, *, tty: bool, stdout: bool,
           stderr: bool, stdin: bool, stdin_once: bool, detach_keys: bytes,
           output: Iterable[bytes] | None = None, detached: threading.Event | None = None) -> bool:
     """Copy output to the client until the container's streams end (or the client goes away), and the
@@ -41,7 +163,7 @@ def relay(conmon: socket.socket, client: socket.socket, client_reader, *, tty: b
             while True:
                 data = client_reader.read1(PACKET_MAX)
                 if not data:
-                    if stdin_once:
+                    if stdin_once and not tty:              # moby: CloseStdin && !TTY
                         conmon.shutdown(socket.SHUT_WR)     # conmon closes the container's stdin
                     return
                 data, hit = scanner.feed(data) if scanner else (data, False)

@@ -19,10 +19,10 @@ import socket
 import subprocess
 import threading
 import time
-import weakref
 
 from app.errors import Conflict, InvalidParameter, NotFound, NotModified
 from app.events.model import NewEvent
+from app.runtime.attach import AttachHub, Subscription
 from app.runtime.monitor import Monitor
 from app.runtime.ocispec import build_spec, command_of, resources_from, write_etc_files
 from app.runtime.overlay import mount_rootfs, unmount_rootfs
@@ -119,7 +119,7 @@ class Containers:
         self.exited = threading.Condition(self.lock)
         self._stop = threading.Event()
         self._attach_waiters: dict[str, list[_AttachWaiter]] = {}
-        self._attached: weakref.WeakSet = weakref.WeakSet()    # live conmon attach connections
+        self._hubs: dict[str, AttachHub] = {}     # running containers' single conmon attach connections
         self._closing = threading.Event()
         self.closing = self._closing          # read by streaming handlers (attach with logs) to end
         self._unreaped: set[int] = set()     # exited containers' conmon pids not yet waited for
@@ -254,9 +254,17 @@ class Containers:
 
     # ------------------------------------------------------------------------------ attach
 
-    def attach_connection(self, cid: str, client_gone) -> "socket.socket | None":
-        """A connection to the container's conmon attach socket: now if it runs, else at its next start
-        (connected by start() before the process runs). None if the container is removed first, the
+    def _hub(self, cid: str, bundle: str) -> AttachHub:
+        """The container's attach hub (one conmon connection), made on first use (caller holds the lock)."""
+        hub = self._hubs.get(cid)
+        if hub is None or hub.closed.is_set():
+            hub = AttachHub(self.monitor.connect_attach(cid, bundle), cid[:12])
+            self._hubs[cid] = hub
+        return hub
+
+    def attach_connection(self, cid: str, client_gone) -> "Subscription | None":
+        """A subscription to the container's attach hub: now if it runs, else at its next start
+        (subscribed by start() before the process runs). None if the container is removed first, the
         daemon stops, or `client_gone()` says the client hung up while waiting."""
         waiter = _AttachWaiter()
         with self.lock:
@@ -265,11 +273,9 @@ class Containers:
                 return None
             if row["state"] in ("running", "paused"):
                 try:
-                    conn = self.monitor.connect_attach(cid, self.bundle(cid))
+                    return self._hub(cid, self.bundle(cid)).subscribe()
                 except OSError:     # it exited a moment ago; nothing more will come
                     return None
-                self._attached.add(conn)
-                return conn
             self._attach_waiters.setdefault(cid, []).append(waiter)
         try:
             while not waiter.ready.wait(0.2):
@@ -285,10 +291,10 @@ class Containers:
         return waiter.conn
 
     def _connect_waiting_attaches(self, cid: str, bundle: str) -> None:
+        self._hubs.pop(cid, None)           # a previous run's hub has ended with that run
         for waiter in self._attach_waiters.pop(cid, []):
             try:
-                waiter.conn = self.monitor.connect_attach(cid, bundle)
-                self._attached.add(waiter.conn)
+                waiter.conn = self._hub(cid, bundle).subscribe()
             except OSError:
                 logging.getLogger("berth").exception("attach %s", cid[:12])
             waiter.ready.set()
@@ -675,6 +681,7 @@ class Containers:
         shutil.rmtree(bundle, ignore_errors=True)
         self.engine.store.append([NewEvent("container", "destroy", row["id"], self._attrs(row))])
         self._release_attach_waiters(row["id"])
+        self._hubs.pop(row["id"], None)
         self.exited.notify_all()
 
     def _release_attach_waiters(self, cid: str) -> None:
@@ -713,11 +720,10 @@ class Containers:
     def end_attaches(self) -> None:
         """Daemon shutdown: end every attach stream (containers keep running; clients see EOF)."""
         self._closing.set()
-        for conn in list(self._attached):
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        with self.lock:
+            hubs, self._hubs = list(self._hubs.values()), {}
+        for hub in hubs:
+            hub.close()
 
     def close(self) -> None:
         """Stop watching (containers keep running under conmon); drop our cgroup parent if empty."""

@@ -358,3 +358,33 @@ def test_our_cli_exits_0_after_detaching_from_run_it(daemon, busybox):
     info = json.loads(daemon.cli("inspect", "det", check=True).stdout)[0]
     assert info["State"]["Running"] is True
     daemon.cli("rm", "-f", "det", check=True)
+
+
+def test_an_output_only_attach_leaving_does_not_close_stdin_once(daemon, docker_client, busybox):
+    """One conmon connection per container: a watcher that disconnects cannot EOF the stdin that
+    another client attached (`docker run -i` plus a `docker attach --no-stdin` that is closed)."""
+    api = docker_client.api
+    r = api._post_json(api._url("/containers/create"), data={      # docker-py has no StdinOnce argument
+        "Image": "busybox", "Cmd": ["sh", "-c", "sleep 0.5; echo ready; read x; echo got $x"],
+        "OpenStdin": True, "StdinOnce": True, "AttachStdin": True, "AttachStdout": True})
+    cid = api._result(r, True)["Id"]
+    api.start(cid)
+    writer = socket.socket(socket.AF_UNIX)
+    watcher = socket.socket(socket.AF_UNIX)
+    for sock, query in ((writer, "stdin=1&stdout=1&stream=1"), (watcher, "stdout=1&stream=1")):
+        sock.connect(daemon.sock)
+        sock.settimeout(10)
+        sock.sendall(f"POST /v1.45/containers/{cid}/attach?{query} HTTP/1.1\r\nHost: x\r\n"
+                     "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode())
+    watcher.recv(4096)
+    watcher.close()                          # leaves before the output: its relay fails on "ready"
+    data = writer.recv(4096)
+    while b"ready" not in data:
+        data += writer.recv(4096)
+    time.sleep(0.3)                          # the watcher's relay has ended by now
+    writer.sendall(b"hello\n")
+    while chunk := writer.recv(4096):
+        data += chunk
+    writer.close()
+    assert data.endswith(b"got hello\n"), data
+    assert api.wait(cid)["StatusCode"] == 0

@@ -116,3 +116,23 @@ def test_scanner_finds_overlapping_matches():
     s = DetachScanner(b"\x10\x11")
     assert s.feed(b"\x10\x10\x10") == (b"\x10\x10", False)
     assert s.feed(b"\x11") == (b"", True)
+
+
+def test_hub_fans_out_and_only_stdin_eof_half_closes():
+    from app.runtime.attach import AttachHub
+    ours, conmon = _pair_seqpacket()
+    hub = AttachHub(ours, "t")
+    a, b = hub.subscribe(), hub.subscribe()
+    conmon.send(b"\x02one")
+    assert a.recv() == b"\x02one" and b.recv() == b"\x02one"
+    b.close()                                            # an output-only client leaves: nothing reaches conmon
+    a.sendall(b"typed")
+    assert conmon.recv(100) == b"typed"
+    a.shutdown(socket.SHUT_WR)                           # the stdin client's EOF: conmon sees EOF once
+    assert conmon.recv(100) == b""
+    conmon.send(b"\x03two")                              # output still flows after stdin closed
+    assert a.recv() == b"\x03two"
+    late = hub.subscribe()
+    conmon.close()                                       # container exited
+    assert a.recv() == b"" and late.recv() == b"" and a.recv() == b""
+    assert hub.closed.wait(2) and hub.subscribe().recv() == b""
