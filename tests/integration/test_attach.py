@@ -268,6 +268,8 @@ def test_docker_cli_lifecycle_commands(daemon, busybox, tmp_path):
     dk("create", "--name", "sa", "busybox", "sh", "-c", "echo hi; echo oops >&2; exit 4")
     r = dk("start", "-a", "sa", ok=False)
     assert (r.returncode, r.stdout, r.stderr) == (4, "hi\n", "oops\n")
+    r = dk("logs", "-f", "-t", "sa")                             # follows, then ends: the container has exited
+    assert r.stdout.endswith("Z hi\n") and r.stderr.endswith("Z oops\n")
     dk("rm", "-f", cid, "sa")
     stopped = dk("create", "busybox", "true").stdout.strip()
     r = dk("container", "prune", "-f")

@@ -480,3 +480,23 @@ def test_waits_whose_clients_left_free_their_threads(make_daemon, busybox_tar):
         d.cli("rm", cid, check=True)
     finally:
         d.stop()
+
+
+def test_logs_follow_since_until_timestamps_and_streams(daemon, docker_client, busybox):
+    c = docker_client.containers.run("busybox", ["sh", "-c", "echo one; echo oops >&2; sleep 1; echo two; sleep 1; "
+                                                 "echo three"], detach=True)
+    followed = b"".join(c.logs(stream=True, follow=True))       # ends when the container exits
+    assert followed == b"one\noops\ntwo\nthree\n"
+    assert c.logs(stderr=False) == b"one\ntwo\nthree\n" and c.logs(stdout=False) == b"oops\n"
+    stamped = c.logs(timestamps=True, stderr=False).decode().splitlines()
+    times = [line.split(" ", 1)[0] for line in stamped]
+    assert [line.split(" ", 1)[1] for line in stamped] == ["one", "two", "three"]
+    from datetime import datetime
+    parsed = [datetime.fromisoformat(t[:26] + "+00:00") for t in times]   # RFC3339Nano, trimmed to µs
+    middle = parsed[1].timestamp()
+    assert c.logs(since=middle - 0.2, stderr=False) == b"two\nthree\n"
+    assert c.logs(until=middle + 0.2, stderr=False) == b"one\ntwo\n"
+    r = daemon.cli("logs", "--since", times[1], "--until", times[1], c.id, check=True)
+    assert r.stdout == "two\n"                                   # both ends inclusive, as Docker
+    assert daemon.cli("logs", "--tail", "2", c.id, check=True).stdout == "two\nthree\n"
+    c.remove()
