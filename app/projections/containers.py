@@ -36,7 +36,7 @@ class ContainersProjector:
             host_config TEXT NOT NULL DEFAULT '{}',
             error TEXT NOT NULL DEFAULT ''
         )""",
-        # Covers GET /containers/json (app/api/containers.py LIST_SQL) in creation order, so a listing
+        # Covers GET /containers/json (app/api/container_list.py LIST_SQL) in creation order, so a listing
         # reads neither the table rows nor their config/host_config blobs.
         """CREATE INDEX IF NOT EXISTS containers_list ON containers (created_nano, id, name, image, image_id,
             state, exit_code, started_nano, finished_nano, labels, command, network_mode)""",

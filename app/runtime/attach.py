@@ -19,7 +19,7 @@ import threading
 from collections import deque
 from typing import Iterable
 
-from app.common.detachkeys import DetachScanner, parse_detach_keys  # noqa: F401 (re-exported)
+from app.common.detachkeys import DetachScanner
 
 CONMON_STDOUT, CONMON_STDERR = 2, 3
 PACKET_MAX = 65536                 # conmon sends at most 8 KiB + 1; a larger buffer never truncates

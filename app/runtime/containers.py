@@ -15,7 +15,6 @@ import re
 import secrets
 import select
 import shutil
-import socket
 import subprocess
 import threading
 import time

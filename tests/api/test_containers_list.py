@@ -229,7 +229,7 @@ def test_many_containers_in_one_listing(api, engine):
 
 
 def test_every_event_shows_in_the_next_listing_and_status_ages(api, engine, monkeypatch):
-    from app.api import containers as containers_api
+    from app.api import container_list as containers_api
     cid = add(engine, 1, "running")
     assert names(api) == ["c1"]                       # the summaries are now rendered and cached
     engine.store.append([NewEvent("container", "rename", cid, {"name": "renamed", "oldName": "c1"})])

@@ -5,7 +5,8 @@ import threading
 import pytest
 
 from app.errors import InvalidParameter
-from app.runtime.attach import DetachScanner, frame, parse_detach_keys, relay
+from app.common.detachkeys import DetachScanner, parse_detach_keys
+from app.runtime.attach import frame, relay
 
 
 @pytest.mark.parametrize("spec,keys", [

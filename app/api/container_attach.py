@@ -1,0 +1,126 @@
+"""Hijacked container streams: attach (stdin/stdout/stderr over the taken-over connection) and the
+TTY resize that goes with it. The relay itself is app/runtime/attach.py."""
+from __future__ import annotations
+
+import json
+import os
+import select
+import threading
+import time
+
+from flask import Blueprint, Response, request
+from marshmallow import Schema, fields
+
+from app.api import current_engine
+from app.api.params import DockerBool, load_query
+from app.errors import Conflict, InvalidParameter, NotImplemented_
+
+bp = Blueprint("container_attach", __name__)
+
+
+def _containers():
+    return current_engine().containers
+
+
+HIJACK_HEAD_GRACE = 0.05
+
+
+class AttachQuery(Schema):
+    stream = DockerBool(load_default=False)
+    stdin = DockerBool(load_default=False)
+    stdout = DockerBool(load_default=False)
+    stderr = DockerBool(load_default=False)
+    logs = DockerBool(load_default=False)
+    detachKeys = fields.String(load_default=None)
+
+
+def _peer_hung_up(sock, half_close_counts: bool = True) -> bool:
+    """The client went away. On a Unix socket a close shows as POLLHUP; on TCP only as POLLRDHUP,
+    which a half-close (stdin EOF on an attach) also raises, so that counts only where asked."""
+    if sock is None:
+        return False
+    mask = select.POLLHUP | (select.POLLRDHUP if half_close_counts else 0)
+    poller = select.poll()
+    poller.register(sock, mask)
+    return any(ev & mask for _, ev in poller.poll(0))
+
+
+@bp.post("/containers/<ref>/attach")
+def attach_container(ref):
+    """Hijacked attach: `101 UPGRADED` when the client asked to upgrade (docker CLI, docker-py), a raw
+    200 stream otherwise; then the connection carries stdin one way and output the other."""
+    from app.common.detachkeys import parse_detach_keys
+    from app.runtime.attach import relay
+    from app.runtime.logs import follow, messages, render, select as select_logs
+    q = load_query(AttachQuery(), request.args)
+    containers = _containers()
+    row = containers.resolve(ref)
+    if row["state"] == "paused":
+        raise Conflict(f"container {ref} is paused, unpause the container before attach.")
+    if row["state"] == "restarting":
+        raise Conflict(f"container {ref} is restarting, wait until the container is running.")
+    keys = parse_detach_keys(q["detachKeys"])
+    hijack = request.environ.get("berth.hijack")
+    if hijack is None:
+        raise NotImplemented_("attach needs berth's HTTP server (a connection that can be taken over)")
+    cid = row["id"]
+    config = json.loads(row["config"])
+    tty = bool(config.get("Tty"))
+    multiplexed = not tty and _version_at_least(request.environ.get("berth.api_version", "1.45"), (1, 42))
+    media = "application/vnd.docker.multiplexed-stream" if multiplexed else "application/vnd.docker.raw-stream"
+    if "upgrade" in request.headers.get("Connection", "").lower() or request.headers.get("Upgrade"):
+        sock, reader = hijack("101 UPGRADED", [("Content-Type", media), ("Connection", "Upgrade"),
+                                                ("Upgrade", "tcp")])
+    else:
+        sock, reader = hijack("200 OK", [("Content-Type", media)])
+    streams = tuple(s for s in ("stdout", "stderr") if q[s])
+    log_path = containers.monitor.files(cid, containers.bundle(cid)).log
+    fh = open(log_path, "rb") if q["logs"] and os.path.exists(log_path) else None
+    try:
+        if fh and streams:
+            history = b"".join(render(msg, False, tty) for msg in select_logs(messages(fh), 0, 0, -1, streams))
+            if history:
+                # docker-py reads the 101 head through a buffered reader and then reads the raw socket:
+                # bytes that arrive with the head are lost to it. Let the head go out on its own first.
+                time.sleep(HIJACK_HEAD_GRACE)
+                sock.sendall(history)
+        if q["stream"]:
+            containers.record_attach(cid, "attach")
+            conn = containers.attach_connection(cid, lambda: _peer_hung_up(sock, not q["stdin"]))
+            if conn is not None:
+                detached = threading.Event()
+                output = None
+                if q["logs"]:     # history came from the log: follow the same file on, gap- and overlap-free
+                    fh = fh or open(log_path, "rb")
+                    output = follow(fh, lambda: not detached.is_set() and not containers.closing.is_set()
+                                    and containers.is_running(cid), streams, tty=tty)
+                was_detached = relay(conn, sock, reader, tty=tty, stdout=q["stdout"], stderr=q["stderr"],
+                                     stdin=q["stdin"], stdin_once=bool(config.get("StdinOnce")),
+                                     detach_keys=keys, output=output, detached=detached)
+                if was_detached:
+                    containers.record_attach(cid, "detach")
+    except OSError:
+        pass                                  # the client went away
+    finally:
+        if fh:
+            fh.close()
+    return Response(b"")                      # ignored: the connection was taken over
+
+
+def _version_at_least(version: str, minimum: tuple[int, int]) -> bool:
+    major, _, minor = version.partition(".")
+    return (int(major), int(minor or 0)) >= minimum
+
+
+class ResizeQuery(Schema):
+    h = fields.Integer(load_default=0)
+    w = fields.Integer(load_default=0)
+
+
+@bp.post("/containers/<ref>/resize")
+def resize_container(ref):
+    q = load_query(ResizeQuery(), request.args)
+    if q["h"] < 0 or q["w"] < 0:
+        raise InvalidParameter("invalid terminal size: height and width must be positive")
+    _containers().resize(ref, q["h"], q["w"])
+    return Response(status=200)
