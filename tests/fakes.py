@@ -161,7 +161,6 @@ class FakeHost:
             if proc.status == "stopped":
                 return
             proc.status = "stopped"
-            proc.conmon_alive = False           # conmon exits once it wrote the exit file
             exits_dir = self.exits_dir
         if oom:
             userdata = os.path.join(proc.bundle, "userdata")
@@ -172,6 +171,8 @@ class FakeHost:
         with open(tmp, "w") as fh:
             fh.write(str(code))
         os.rename(tmp, os.path.join(exits_dir, cid))
+        with self.lock:
+            proc.conmon_alive = False           # as the real one: conmon exits after writing the file
 
     def vanish(self, cid: str) -> None:
         """conmon and the container are gone without an exit file (e.g. killed with the machine)."""

@@ -51,7 +51,7 @@ def stop_container(ref):
 
 @bp.post("/containers/<ref>/kill")
 def kill_container(ref):
-    _containers().kill(ref, request.args.get("signal") or "KILL")
+    _containers().kill(ref, request.args.get("signal") or "KILL", wait=True)
     return Response(status=204)
 
 
@@ -127,7 +127,7 @@ def inspect_container(ref):
         "LogPath": os.path.join(bundle, "userdata", "ctr.log"), "Name": "/" + row["name"],
         "RestartCount": row["restart_count"], "Driver": "overlay2", "Platform": "linux", "MountLabel": "",
         "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
-        "HostConfig": {"NetworkMode": "default", "LogConfig": {"Type": "json-file", "Config": {}},
+        "HostConfig": {"NetworkMode": "default", "LogConfig": {"Type": "json-file", "Config": {}}, "Runtime": "runc",
                        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": False,
                        "Binds": None, "PortBindings": {}, **host_config},
         "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": os.path.join(bundle, "upper"),

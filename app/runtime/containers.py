@@ -22,6 +22,7 @@ import time
 from app.errors import Conflict, InvalidParameter, NotFound, NotModified
 from app.events.model import NewEvent
 from app.runtime.attach import AttachHub, Subscription
+from app.runtime.configkeys import CONFIG_KEYS, HOST_CONFIG_KEYS, canonical_keys
 from app.runtime.monitor import Monitor
 from app.runtime.ocispec import build_spec, command_of, resources_from, write_etc_files
 from app.runtime.overlay import mount_rootfs, unmount_rootfs
@@ -33,6 +34,9 @@ _ADJECTIVES = ["brave", "calm", "eager", "fond", "gentle", "happy", "keen", "luc
 _NAMES = ["hopper", "lovelace", "turing", "curie", "knuth", "ritchie", "thompson", "liskov", "hamilton",
           "shannon", "dijkstra", "goldberg", "perlman", "wozniak", "babbage"]
 WATCH_SECONDS = 0.05
+# conmon keeps the log (k8s-file on disk); /logs serves it the way Docker's json-file driver does.
+# "local" behaves the same through the API; "none" is not offered yet (logs would still be kept).
+LOG_DRIVERS = ("json-file", "local")
 WATCH_FALLBACK_SECONDS = 0.5
 
 
@@ -172,7 +176,11 @@ class Containers:
         return f"{random.choice(_ADJECTIVES)}_{secrets.token_hex(4)}"
 
     def create(self, body: dict, name: str | None) -> str:
-        image_ref = body.get("Image") or ""
+        # keys as Go's decoder reads them: any case, unknown ones dropped (app/runtime/configkeys.py)
+        host_config = canonical_keys(next((v for k, v in body.items() if k.lower() == "hostconfig"), None) or {},
+                                     HOST_CONFIG_KEYS)
+        config = canonical_keys(body, CONFIG_KEYS)
+        image_ref = config.get("Image") or ""
         if not image_ref:
             raise InvalidParameter("Config cannot be empty in order to create a container")
         try:
@@ -180,9 +188,12 @@ class Containers:
         except NotFound:
             raise NotFound(f"No such image: {_normalized(image_ref)}") from None
         image_cfg = (self.engine.images.config(row).get("config") or {})
-        host_config = body.get("HostConfig") or {}
-        config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
         resources_from(host_config)                 # limits are checked now, not at start
+        log_config = host_config.get("LogConfig") or {}
+        driver = log_config.get("Type") or "json-file"
+        if driver not in LOG_DRIVERS:
+            raise InvalidParameter(f"logger: no log driver named '{driver}' is registered")
+        host_config["LogConfig"] = {"Type": driver, "Config": log_config.get("Config") or {}}
         command = command_of(image_cfg, config)
         mode = host_config.get("NetworkMode") or "default"
         if mode not in ("default", "bridge", "none", "host"):
@@ -410,8 +421,16 @@ class Containers:
 
     # ------------------------------------------------------------------------------ stop / kill
 
-    def kill(self, ref: str, signal: str | int = "KILL") -> None:
+    def kill(self, ref: str, signal: str | int = "KILL", wait: bool = False) -> None:
+        """Send a signal. With `wait` (the API's kill), SIGKILL returns only once the container has
+        exited (10 s at most), as moby's ContainerKill does, so an inspect right after sees it stopped."""
         number = parse_signal(signal)
+        if wait and number == 9:
+            cid = self.resolve(ref)["id"]
+            self.kill(ref, 9)                # the reference as given: Docker's message names it
+            self._thaw(cid)                  # a frozen process cannot die
+            self.wait_exit(cid, 10)
+            return
         with self.lock:
             row = self.resolve(ref)
             not_running = Conflict(f"cannot kill container: {ref}: container {row['id']} is not running")

@@ -90,6 +90,24 @@ def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int]]:
     return uid, gid, extra
 
 
+def group_add_gids(rootfs: str, group_add: list) -> list[int]:
+    """HostConfig.GroupAdd (`--group-add`): numbers as given, names looked up in the image's /etc/group."""
+    groups = None
+    out = []
+    for value in group_add:
+        text = str(value).strip()
+        if text.isdigit():
+            out.append(int(text))
+            continue
+        if groups is None:
+            groups = _entries(_read_rootfs_file(rootfs, "/etc/group"))
+        match = next((g for g in groups if g[0] == text and g[2].isdigit()), None)
+        if match is None:
+            raise InvalidParameter(f"Unable to find group {text}: no matching entries in group file")
+        out.append(int(match[2]))
+    return out
+
+
 # ------------------------------------------------------------------------------------------ limits
 
 def resources_from(host_config: dict, ncpu: int | None = None) -> dict:
@@ -216,6 +234,7 @@ def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: di
     """runc's config.json. `etc_files` maps /etc/hostname, /etc/hosts, /etc/resolv.conf to host files."""
     user = config.get("User") or image_config.get("User") or ""
     uid, gid, extra_gids = resolve_user(rootfs, user)
+    extra_gids = sorted(set(extra_gids) | set(group_add_gids(rootfs, host_config.get("GroupAdd") or [])))
     caps = [c for c in DEFAULT_CAPS]
     for cap in host_config.get("CapAdd") or []:
         name = cap.upper() if cap.upper().startswith("CAP_") else "CAP_" + cap.upper()

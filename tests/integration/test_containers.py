@@ -500,3 +500,35 @@ def test_logs_follow_since_until_timestamps_and_streams(daemon, docker_client, b
     assert r.stdout == "two\n"                                   # both ends inclusive, as Docker
     assert daemon.cli("logs", "--tail", "2", c.id, check=True).stdout == "two\nthree\n"
     c.remove()
+
+
+def test_docker_py_suite_findings_kill_groups_logconfig_runtime_key_case(docker_client, busybox):
+    """What docker-py 7.1.0's own container tests found: kill waits for the exit, GroupAdd, LogConfig,
+    HostConfig.Runtime, and Go's case-insensitive decoding of the create request."""
+    c = docker_client.containers.run("busybox", ["sleep", "30"], detach=True)
+    c.kill()
+    c.reload()
+    assert c.status == "exited" and c.attrs["State"]["ExitCode"] == 137     # no wait needed after kill
+    out = docker_client.containers.run("busybox", ["id", "-G"], group_add=[1000, "1001", "daemon"], remove=True)
+    assert {"1000", "1001", "1"} <= set(out.decode().split())                # busybox's group daemon = 1
+    with pytest.raises(docker.errors.APIError) as err:
+        docker_client.containers.run("busybox", ["true"], group_add=["nosuchgroup"], remove=True)
+    assert "Unable to find group nosuchgroup" in str(err.value)
+    api = docker_client.api
+    cid = api.create_container("busybox", ["true"], host_config=api.create_host_config(
+        log_config={"Type": "", "Config": {}}))["Id"]
+    host = api.inspect_container(cid)["HostConfig"]
+    assert host["LogConfig"] == {"Type": "json-file", "Config": {}} and host["Runtime"] == "runc"
+    with pytest.raises(docker.errors.APIError) as err:
+        api.create_container("busybox", ["true"], host_config=api.create_host_config(
+            log_config={"Type": "asdf", "Config": {}}))
+    assert err.value.response.status_code == 400 and "no log driver named 'asdf'" in str(err.value)
+    r = api._post_json(api._url("/containers/create"), data={
+        "image": "busybox", "cmd": ["true"], "Runtime": "x",
+        "hostconfig": {"memory": 64 << 20, "CPURealtimeRuntime": 1000}})
+    odd = api._result(r, True)["Id"]
+    info = api.inspect_container(odd)
+    assert info["HostConfig"]["Memory"] == 64 << 20 and info["HostConfig"]["CpuRealtimeRuntime"] == 1000
+    assert "Runtime" not in info["Config"] and info["Config"]["Cmd"] == ["true"]
+    for ref in (c.id, cid, odd):
+        api.remove_container(ref, force=True)
