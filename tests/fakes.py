@@ -420,7 +420,7 @@ class FakeMonitor(Monitor):
         host.exits_dir = exits_dir
 
     def create(self, container_id: str, bundle: str, name: str, stdin: bool = False, stdin_once: bool = False,
-               tty: bool = False, log_size_max: int | None = None) -> int:
+               tty: bool = False, log_size_max: int | None = None, keep_log: bool = True) -> int:
         f = self.files(container_id, bundle)
         os.makedirs(f.userdata, mode=0o700, exist_ok=True)
         try:

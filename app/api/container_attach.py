@@ -90,7 +90,8 @@ def attach_container(ref):
             if conn is not None:
                 detached = threading.Event()
                 output = None
-                if q["logs"]:     # history came from the log: follow the same file on, gap- and overlap-free
+                if q["logs"] and (fh or os.path.exists(log_path)):   # not with the `none` log driver
+                    # history came from the log: follow the same file on, gap- and overlap-free
                     fh = fh or open(log_path, "rb")
                     output = follow(fh, lambda: not detached.is_set() and not containers.closing.is_set()
                                     and containers.is_running(cid), streams, tty=tty)

@@ -12,7 +12,7 @@ from marshmallow import Schema, fields
 from app.api import current_engine
 from app.api.container_attach import _peer_hung_up
 from app.api.params import DockerBool, Filters, Timestamp, load_query
-from app.errors import InvalidParameter, NotFound
+from app.errors import InvalidParameter, NotFound, NotImplemented_
 
 bp = Blueprint("containers", __name__)
 
@@ -158,6 +158,8 @@ def container_logs(ref):
     containers = _containers()
     row = containers.resolve(ref)
     cid = row["id"]
+    if (json.loads(row["host_config"]).get("LogConfig") or {}).get("Type") == "none":
+        raise NotImplemented_("configured logging driver does not support reading")
     tty = bool(json.loads(row["config"]).get("Tty"))
     streams = tuple(s for s in ("stdout", "stderr") if q[s])
     path = containers.monitor.files(cid, containers.bundle(cid)).log

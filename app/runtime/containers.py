@@ -34,9 +34,9 @@ _ADJECTIVES = ["brave", "calm", "eager", "fond", "gentle", "happy", "keen", "luc
 _NAMES = ["hopper", "lovelace", "turing", "curie", "knuth", "ritchie", "thompson", "liskov", "hamilton",
           "shannon", "dijkstra", "goldberg", "perlman", "wozniak", "babbage"]
 WATCH_SECONDS = 0.05
-# conmon keeps the log (k8s-file on disk); /logs serves it the way Docker's json-file driver does.
-# "local" behaves the same through the API; "none" is not offered yet (logs would still be kept).
-LOG_DRIVERS = ("json-file", "local")
+# conmon keeps the log (k8s-file on disk); /logs serves it the way Docker's json-file driver does, and
+# "local" the same way through the API. "none" keeps nothing (conmon `-l none`); /logs then says so.
+LOG_DRIVERS = ("json-file", "local", "none")
 WATCH_FALLBACK_SECONDS = 0.5
 
 
@@ -249,7 +249,8 @@ class Containers:
                 fh.write(json.dumps(spec))      # dumps uses the C encoder; dump() iterates in Python
             self.monitor.cleanup(cid, bundle)     # an exit file of a previous run
             pid = self.monitor.create(cid, bundle, row["name"], stdin=bool(config.get("OpenStdin")),
-                                      stdin_once=bool(config.get("StdinOnce")), tty=bool(config.get("Tty")))
+                                      stdin_once=bool(config.get("StdinOnce")), tty=bool(config.get("Tty")),
+                                      keep_log=(host_config.get("LogConfig") or {}).get("Type") != "none")
             self._connect_waiting_attaches(cid, bundle)   # before the process runs: no output is missed
             self.monitor.start(cid, pid)
         except BaseException:

@@ -50,14 +50,14 @@ class Monitor:
                               socket_link=os.path.join(self.sockets_dir, container_id))
 
     def create(self, container_id: str, bundle: str, name: str, stdin: bool = False, stdin_once: bool = False,
-               tty: bool = False, log_size_max: int | None = None) -> int:
+               tty: bool = False, log_size_max: int | None = None, keep_log: bool = True) -> int:
         """`runc create` under a new conmon; returns the container's pid. RuncError carries runc's message."""
         f = self.files(container_id, bundle)
         os.makedirs(f.userdata, mode=0o700, exist_ok=True)
         argv = [self.conmon, "--api-version", "1", "-c", container_id, "-u", container_id, "-n", name,
                 "-r", self.runc.binary, "-b", bundle, "-p", os.path.join(f.userdata, "pidfile"),
                 "--conmon-pidfile", os.path.join(f.userdata, "conmon.pid"), "--exit-dir", self.exits_dir,
-                "--persist-dir", f.userdata, "--socket-dir-path", self.sockets_dir, "-l", f"k8s-file:{f.log}",
+                "--persist-dir", f.userdata, "--socket-dir-path", self.sockets_dir, "-l", f"k8s-file:{f.log}" if keep_log else "none",
                 "--runtime-arg", "--root", "--runtime-arg", self.runc.root, "--no-new-keyring"]
         if tty:
             argv.append("-t")       # conmon owns the pty; attach input goes to it (as podman runs it)

@@ -532,3 +532,15 @@ def test_docker_py_suite_findings_kill_groups_logconfig_runtime_key_case(docker_
     assert "Runtime" not in info["Config"] and info["Config"]["Cmd"] == ["true"]
     for ref in (c.id, cid, odd):
         api.remove_container(ref, force=True)
+
+
+def test_none_log_driver_keeps_no_log(daemon, docker_client, busybox):
+    out = docker_client.containers.run("busybox", ["echo", "hi"], log_config={"type": "none"}, remove=True)
+    assert out is None                          # docker-py: nothing to read back, as with Docker
+    c = docker_client.containers.run("busybox", ["echo", "hi"], log_config={"type": "none"}, detach=True)
+    assert c.wait()["StatusCode"] == 0
+    with pytest.raises(docker.errors.APIError) as err:
+        c.logs()
+    assert err.value.response.status_code == 501 and "does not support reading" in str(err.value)
+    assert not os.path.exists(os.path.join(daemon.data_root, "containers", c.id, "userdata", "ctr.log"))
+    c.remove()
