@@ -189,6 +189,8 @@ class Containers:
             raise NotFound(f"No such image: {_normalized(image_ref)}") from None
         image_cfg = (self.engine.images.config(row).get("config") or {})
         resources_from(host_config)                 # limits are checked now, not at start
+        if host_config.get("StorageOpt"):           # not applied, so not silently accepted (moby's overlay2 text)
+            raise InvalidParameter("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
         log_config = host_config.get("LogConfig") or {}
         driver = log_config.get("Type") or "json-file"
         if driver not in LOG_DRIVERS:

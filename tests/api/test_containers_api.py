@@ -1010,3 +1010,9 @@ def test_a_failed_start_releases_attaches_waiting_for_it(fake_api, fake_engine, 
     assert fake_api.post(f"{V}/containers/broken/start").status_code == 400
     t.join(3)
     assert not t.is_alive() and out == {"conn": None}
+
+
+def test_storage_opt_is_refused_not_ignored(fake_api, fake_engine, image):
+    r = fake_api.post(f"{V}/containers/create", json={"Image": "busybox", "HostConfig": {"StorageOpt": {"size": "1G"}}})
+    assert r.status_code == 400 and "--storage-opt is supported only for overlay over xfs" in error(r)
+    assert fake_engine.store.read(0, types=["container"]) == []
