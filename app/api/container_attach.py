@@ -34,7 +34,7 @@ class AttachQuery(Schema):
     detachKeys = fields.String(load_default=None)
 
 
-def _peer_hung_up(sock, half_close_counts: bool = True) -> bool:
+def peer_hung_up(sock, half_close_counts: bool = True) -> bool:
     """The client went away. On a Unix socket a close shows as POLLHUP; on TCP only as POLLRDHUP,
     which a half-close (stdin EOF on an attach) also raises, so that counts only where asked."""
     if sock is None:
@@ -86,7 +86,7 @@ def attach_container(ref):
                 sock.sendall(history)
         if q["stream"]:
             containers.record_attach(cid, "attach")
-            conn = containers.attach_connection(cid, lambda: _peer_hung_up(sock, not q["stdin"]))
+            conn = containers.attach_connection(cid, lambda: peer_hung_up(sock, not q["stdin"]))
             if conn is not None:
                 detached = threading.Event()
                 output = None

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, fields
 
 from app.api import current_engine
-from app.api.container_attach import _peer_hung_up
+from app.api.container_attach import peer_hung_up
 from app.api.params import DockerBool, Filters, Timestamp, load_query
 from app.errors import InvalidParameter, NotFound, NotImplemented_
 
@@ -68,7 +68,7 @@ def wait_container(ref):
 
     def body():
         yield b""   # the head goes out now: `docker run` calls /start only after seeing it
-        code = containers.wait_condition(cid, condition, after_seq, lambda: _peer_hung_up(sock))
+        code = containers.wait_condition(cid, condition, after_seq, lambda: peer_hung_up(sock))
         if code is None:
             return                  # daemon shutdown
         yield json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n"

@@ -19,6 +19,9 @@ import subprocess
 import threading
 import time
 
+from app.common.filters import labels_match
+from app.common.fsutil import dir_size
+from app.common.reference import ReferenceError, normalize_name
 from app.errors import Conflict, InvalidParameter, NotFound, NotModified
 from app.events.model import NewEvent
 from app.runtime.attach import AttachHub, Subscription
@@ -79,15 +82,6 @@ RUNTIME_MOUNT_POINTS = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/pro
 
 def _runtime_made(path: str) -> bool:
     return any(path == p or path.startswith(p + "/") for p in RUNTIME_MOUNT_POINTS)
-
-
-def _normalized(ref: str) -> str:
-    """`busybox` → `busybox:latest` for Docker's "No such image" message (IDs stay as given)."""
-    from app.common.reference import ReferenceError as RefError, parse_reference
-    try:
-        return parse_reference(ref).with_default_tag().familiar()
-    except RefError:
-        return ref
 
 
 def _exit_code_for(err: Exception) -> int:
@@ -186,7 +180,11 @@ class Containers:
         try:
             row, _ = self.engine.images.resolve(image_ref)
         except NotFound:
-            raise NotFound(f"No such image: {_normalized(image_ref)}") from None
+            try:                                    # Docker names the normalized reference
+                shown = normalize_name(image_ref)
+            except ReferenceError:
+                shown = image_ref
+            raise NotFound(f"No such image: {shown}") from None
         image_cfg = (self.engine.images.config(row).get("config") or {})
         resources_from(host_config)                 # limits are checked now, not at start
         if host_config.get("StorageOpt"):           # not applied, so not silently accepted (moby's overlay2 text)
@@ -712,8 +710,6 @@ class Containers:
     def prune(self, until_ns: int | None, labels: set[str], not_labels: set[str]) -> dict:
         """`docker container prune`: remove every container that is not running (created, exited,
         dead), narrowed by `until` (created before) and `label` / `label!` filters, as moby does."""
-        from app.common.filters import labels_match
-        from app.common.fsutil import dir_size
         deleted, reclaimed = [], 0
         for (cid,) in self._q("SELECT id FROM containers WHERE state NOT IN ('running', 'paused', 'restarting')"
                               " ORDER BY created_nano"):

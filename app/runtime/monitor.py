@@ -173,12 +173,9 @@ class Monitor:
             return None
 
     def conmon_pid(self, container_id: str, bundle: str) -> int | None:
-        try:
-            with open(os.path.join(self.files(container_id, bundle).userdata, "conmon.pid")) as fh:
-                pid = int(fh.read().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if _alive(pid) else None
+        """The pid of a conmon that is still alive."""
+        pid = self.conmon_pid_any(container_id, bundle)
+        return pid if pid and _alive(pid) else None
 
     def cleanup(self, container_id: str, bundle: str) -> None:
         """Forget a finished container's monitor files (conmon never removes them)."""

@@ -544,3 +544,27 @@ def test_none_log_driver_keeps_no_log(daemon, docker_client, busybox):
     assert err.value.response.status_code == 501 and "does not support reading" in str(err.value)
     assert not os.path.exists(os.path.join(daemon.data_root, "containers", c.id, "userdata", "ctr.log"))
     c.remove()
+
+
+def _cgroup_value(daemon, controller: str, cid: str, name: str) -> int:
+    with open(os.path.join("/sys/fs/cgroup", controller, daemon.cgroup_parent, cid, name)) as fh:
+        return int(fh.read())
+
+
+def test_entrypoint_and_cpu_memory_limits_reach_runc(daemon, docker_client, busybox):
+    """--entrypoint, --cpu-shares, --cpus, -m and --memory-swap from our CLI and docker-py, read back
+    from the container's own cgroup files."""
+    r = daemon.cli("run", "--rm", "--entrypoint", "echo", "busybox", "from", "entrypoint", check=True)
+    assert r.stdout == "from entrypoint\n"
+    assert docker_client.containers.run("busybox", ["x"], entrypoint=["echo", "py"], remove=True) == b"py x\n"
+    cid = daemon.cli("run", "-d", "--cpu-shares", "512", "--cpus", "0.5", "-m", "64m", "--memory-swap", "96m",
+                     "busybox", "sleep", "30", check=True).stdout.strip()
+    assert _cgroup_value(daemon, "cpu", cid, "cpu.shares") == 512
+    assert _cgroup_value(daemon, "cpu", cid, "cpu.cfs_quota_us") * 2 == _cgroup_value(daemon, "cpu", cid,
+                                                                                       "cpu.cfs_period_us")
+    assert _cgroup_value(daemon, "memory", cid, "memory.limit_in_bytes") == 64 << 20
+    if os.path.exists(os.path.join("/sys/fs/cgroup/memory", daemon.cgroup_parent, cid, "memory.memsw.limit_in_bytes")):
+        assert _cgroup_value(daemon, "memory", cid, "memory.memsw.limit_in_bytes") == 96 << 20
+    c = docker_client.containers.get(cid)
+    assert c.attrs["HostConfig"]["CpuShares"] == 512 and c.attrs["HostConfig"]["NanoCpus"] == 500_000_000
+    c.remove(force=True)
