@@ -54,6 +54,16 @@ def run(config: Config) -> int:
     logging.basicConfig(level=logging.DEBUG if config.debug else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     become_subreaper()
+    # Handlers first: a SIGTERM that arrives while we start (a client may already be connected) is
+    # a graceful shutdown as soon as we serve, never a silent death.
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         engine = Engine(config)
     except DataRootBusy as err:
@@ -87,14 +97,6 @@ def run(config: Config) -> int:
         threads.append(t)
         log.info("API listen on %s", server.listener.url)
 
-    stop = threading.Event()
-
-    def on_signal(signum, _frame):
-        log.info("received %s, shutting down", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     log.info("berth daemon ready (data root %s, pid %d)", engine.data_root, os.getpid())
     while not stop.wait(1.0):
         pass

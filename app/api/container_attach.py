@@ -50,8 +50,6 @@ def attach_container(ref):
     """Hijacked attach: `101 UPGRADED` when the client asked to upgrade (docker CLI, docker-py), a raw
     200 stream otherwise; then the connection carries stdin one way and output the other."""
     from app.common.detachkeys import parse_detach_keys
-    from app.runtime.attach import relay
-    from app.runtime.logs import follow, messages, render, select as select_logs
     q = load_query(AttachQuery(), request.args)
     containers = _containers()
     row = containers.resolve(ref)
@@ -68,6 +66,20 @@ def attach_container(ref):
     tty = bool(config.get("Tty"))
     multiplexed = not tty and _version_at_least(request.environ.get("berth.api_version", "1.45"), (1, 42))
     media = "application/vnd.docker.multiplexed-stream" if multiplexed else "application/vnd.docker.raw-stream"
+    # in place before the head goes out: `docker run` starts the container as soon as it has the head
+    waiter = containers.reserve_attach(cid) if q["stream"] else None
+    try:
+        return _attach(containers, cid, q, hijack, waiter, tty, media, keys, config)
+    finally:
+        if waiter is not None:
+            containers.cancel_attach(cid, waiter)
+            if waiter.conn is not None:
+                waiter.conn.close()         # unsubscribes, if the relay has not already
+
+
+def _attach(containers, cid, q, hijack, waiter, tty, media, keys, config):
+    from app.runtime.attach import relay
+    from app.runtime.logs import follow, messages, render, select as select_logs
     if "upgrade" in request.headers.get("Connection", "").lower() or request.headers.get("Upgrade"):
         sock, reader = hijack("101 UPGRADED", [("Content-Type", media), ("Connection", "Upgrade"),
                                                 ("Upgrade", "tcp")])
@@ -86,7 +98,7 @@ def attach_container(ref):
                 sock.sendall(history)
         if q["stream"]:
             containers.record_attach(cid, "attach")
-            conn = containers.attach_connection(cid, lambda: peer_hung_up(sock, not q["stdin"]))
+            conn = containers.attach_connection(cid, waiter, lambda: peer_hung_up(sock, not q["stdin"]))
             if conn is not None:
                 detached = threading.Event()
                 output = None

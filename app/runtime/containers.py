@@ -273,33 +273,44 @@ class Containers:
             self._hubs[cid] = hub
         return hub
 
-    def attach_connection(self, cid: str, client_gone) -> "Subscription | None":
-        """A subscription to the container's attach hub: now if it runs, else at its next start
-        (subscribed by start() before the process runs). None if the container is removed first, the
-        daemon stops, or `client_gone()` says the client hung up while waiting."""
+    def reserve_attach(self, cid: str) -> _AttachWaiter:
+        """Take a place on the container's attach hub: subscribed now if it runs, else queued for its
+        next start. Done before the client hears that its attach is in place, because the next thing
+        a client like `docker run` does is start the container, and output must not run ahead."""
         waiter = _AttachWaiter()
         with self.lock:
             row = self.resolve(cid)
             if self._closing.is_set():
-                return None
-            if row["state"] in ("running", "paused"):
+                waiter.ready.set()
+            elif row["state"] in ("running", "paused"):
                 try:
-                    return self._hub(cid, self.bundle(cid)).subscribe()
+                    waiter.conn = self._hub(cid, self.bundle(cid)).subscribe()
                 except OSError:     # it exited a moment ago; nothing more will come
-                    return None
-            self._attach_waiters.setdefault(cid, []).append(waiter)
+                    pass
+                waiter.ready.set()
+            else:
+                self._attach_waiters.setdefault(cid, []).append(waiter)
+        return waiter
+
+    def attach_connection(self, cid: str, waiter: _AttachWaiter, client_gone) -> "Subscription | None":
+        """The reserved subscription, once the container runs. None if the container is removed first,
+        its start fails, the daemon stops, or `client_gone()` says the client hung up while waiting."""
         try:
             while not waiter.ready.wait(0.2):
                 if self._closing.is_set() or client_gone():
                     break
         finally:
-            with self.lock:
-                waiting = self._attach_waiters.get(cid, [])
-                if waiter in waiting:
-                    waiting.remove(waiter)
-                if not waiting:
-                    self._attach_waiters.pop(cid, None)
+            self.cancel_attach(cid, waiter)
         return waiter.conn
+
+    def cancel_attach(self, cid: str, waiter: _AttachWaiter) -> None:
+        """Stop waiting for a start (the attach ended or never got going)."""
+        with self.lock:
+            waiting = self._attach_waiters.get(cid, [])
+            if waiter in waiting:
+                waiting.remove(waiter)
+            if not waiting:
+                self._attach_waiters.pop(cid, None)
 
     def _connect_waiting_attaches(self, cid: str, bundle: str) -> None:
         self._hubs.pop(cid, None)           # a previous run's hub has ended with that run

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import signal
+import socket
 import tarfile
 import threading
 import time
@@ -329,10 +330,31 @@ def test_scripted_create_error_keeps_runcs_message(fake_api, fake_engine, host, 
     assert state["ExitCode"] == 128 and state["Error"] == error(r)      # Docker's exitUnknown
 
 
+def test_attach_is_in_place_before_its_head_goes_out(fake_api, fake_engine, image):
+    """`docker run` starts the container the moment it reads the 101 head: by then the attach must be
+    queued for that start, or the first output is lost (it was, under load)."""
+    cid = create(fake_api, "early")
+    c = fake_engine.containers
+    ours, theirs = socket.socketpair()
+    seen = {}
+
+    def hijack(status, headers):
+        seen.update(status=status, queued=cid in c._attach_waiters)
+        theirs.close()                        # then the client hangs up without starting it
+        return ours, ours.makefile("rb")
+
+    fake_api.post(f"{V}/containers/early/attach?stream=1&stdout=1",
+                  headers={"Connection": "Upgrade", "Upgrade": "tcp"}, environ_overrides={"berth.hijack": hijack})
+    ours.close()
+    assert seen == {"status": "101 UPGRADED", "queued": True}
+    assert cid not in c._attach_waiters       # the hang-up took it off the queue
+
+
 def test_attach_waiting_for_a_start_is_released_by_remove(fake_api, fake_engine, host, image):
     cid = create(fake_api, "later")
     got = []
-    waiter = threading.Thread(target=lambda: got.append(fake_engine.containers.attach_connection(cid, lambda: False)))
+    c = fake_engine.containers
+    waiter = threading.Thread(target=lambda: got.append(c.attach_connection(cid, c.reserve_attach(cid), lambda: False)))
     waiter.start()
     assert eventually(lambda: cid in fake_engine.containers._attach_waiters)
     assert fake_api.delete(f"{V}/containers/later").status_code == 204
@@ -340,7 +362,7 @@ def test_attach_waiting_for_a_start_is_released_by_remove(fake_api, fake_engine,
     assert not waiter.is_alive() and got == [None]
     # a running container whose conmon socket refuses (it exited a moment ago): no connection, no error
     running = run(fake_api, "now")
-    assert fake_engine.containers.attach_connection(running, lambda: False) is None
+    assert c.attach_connection(running, c.reserve_attach(running), lambda: False) is None
 
 
 def test_start_with_unknown_user_is_400(fake_api, fake_engine, image):
@@ -1004,9 +1026,10 @@ def test_a_failed_start_releases_attaches_waiting_for_it(fake_api, fake_engine, 
     import threading
     cid = create(fake_api, "broken", Cmd=["nosuch"])
     out = {}
-    t = threading.Thread(target=lambda: out.update(conn=fake_engine.containers.attach_connection(cid, lambda: False)))
+    c = fake_engine.containers
+    t = threading.Thread(target=lambda: out.update(conn=c.attach_connection(cid, c.reserve_attach(cid), lambda: False)))
     t.start()
-    time.sleep(0.2)
+    assert eventually(lambda: cid in c._attach_waiters)
     assert fake_api.post(f"{V}/containers/broken/start").status_code == 400
     t.join(3)
     assert not t.is_alive() and out == {"conn": None}
