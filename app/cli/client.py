@@ -1,12 +1,18 @@
-"""A small HTTP client for the berth API over a Unix socket or TCP, with keep-alive."""
+"""A small HTTP/1.1 client for the berth API over a Unix socket or TCP, with keep-alive.
+
+Written on the socket module rather than http.client: importing http.client (it pulls in the email
+package and ssl) was about a quarter of the CLI's start-up, and the CLI needs only plain requests,
+Content-Length and chunked bodies, and the connection hijack of attach.
+"""
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 from urllib.parse import urlencode, urlsplit
 
 from app.version import API_VERSION
+
+_BUFFER = 65536
 
 
 class CannotConnect(Exception):
@@ -20,51 +26,278 @@ class APIError(Exception):
         self.message = message
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout=None):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
+class ProtocolError(Exception):
+    """The daemon's answer is not HTTP as we know it, or it ended early."""
 
-    def connect(self):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+
+class IncompleteRead(ProtocolError):
+    def __init__(self, missing: int | None):
+        super().__init__(f"the response ended {missing} bytes early" if missing else "the response ended early")
+        self.missing = missing
+
+
+class Response:
+    """A response whose head has been read; its body is read on demand (read, read1, readline), from
+    a Content-Length body, a chunked one, or one that runs until the daemon closes."""
+
+    def __init__(self, conn: "Connection", status: int, reason: str, headers: dict[str, str], body: bool):
+        self._conn = conn
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        length = headers.get("content-length")
+        self.length = None if self.chunked or length is None else int(length)   # bytes still to come
+        if not body:
+            self.length = 0
+        self._chunk_left = 0          # chunked: bytes left in the current chunk
+        self._done = self.length == 0
+        self.will_close = headers.get("connection", "").lower() == "close" or (
+            self.length is None and not self.chunked)
+        if self._done:
+            conn.response_finished(self)
+
+    def getheader(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+    def _next_piece(self, limit: int, line: bool = False) -> bytes:
+        """Up to `limit` body bytes (up to a line end, with `line`) from what is buffered or one
+        receive; b"" at the end of the body."""
+        if self._done:
+            return b""
+        conn = self._conn
+        if self.chunked:
+            if self._chunk_left == 0:
+                size_line = conn.readline()
+                if not size_line.endswith(b"\n"):
+                    raise IncompleteRead(None)
+                try:
+                    self._chunk_left = int(size_line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    raise ProtocolError(f"bad chunk size {size_line[:40]!r}") from None
+                if self._chunk_left == 0:
+                    while conn.readline() not in (b"\r\n", b"\n", b""):   # trailers
+                        pass
+                    self._finish()
+                    return b""
+            data = conn.read_some(min(limit, self._chunk_left), line)
+            if not data:
+                raise IncompleteRead(self._chunk_left)
+            self._chunk_left -= len(data)
+            if self._chunk_left == 0 and conn.readline() not in (b"\r\n", b"\n"):
+                raise ProtocolError("a chunk did not end with CRLF")
+            return data
+        if self.length is None:                       # until the daemon closes
+            data = conn.read_some(limit, line)
+            if not data:
+                self._finish()
+            return data
+        data = conn.read_some(min(limit, self.length), line)
+        if not data:
+            self._done = True                         # `length` stays > 0: the caller sees it was cut
+            conn.close()
+            return b""
+        self.length -= len(data)
+        if self.length == 0:
+            self._finish()
+        return data
+
+    def _finish(self) -> None:
+        self._done = True
+        self._conn.response_finished(self)
+
+    def read1(self, limit: int = _BUFFER) -> bytes:
+        return self._next_piece(limit)
+
+    def read(self, size: int = -1) -> bytes:
+        parts, want = [], size
+        while want != 0:
+            data = self._next_piece(_BUFFER if want < 0 else want)
+            if not data:
+                break
+            parts.append(data)
+            if want > 0:
+                want -= len(data)
+        return b"".join(parts)
+
+    def readline(self) -> bytes:
+        line = b""
+        while not line.endswith(b"\n"):
+            data = self._next_piece(_BUFFER, line=True)
+            if not data:
+                break
+            line += data
+        return line
+
+    def close(self) -> None:
+        if not self._done:
+            self._conn.close()                        # a half-read body: the connection is not reusable
+
+
+class Connection:
+    """One keep-alive connection to the daemon, reopened when the daemon closed it."""
+
+    def __init__(self, address, family: int, timeout: float | None):
+        self.address, self.family, self.timeout = address, family, timeout
+        self.sock: socket.socket | None = None
+        self._buf = b""
+        self._open_response: Response | None = None
+
+    def connect(self) -> socket.socket:
+        sock = socket.socket(self.family, socket.SOCK_STREAM)
         if self.timeout is not None:
             sock.settimeout(self.timeout)
-        sock.connect(self.unix_path)
-        self.sock = sock
+        try:
+            sock.connect(self.address)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def request(self, method: str, url: str, headers: dict[str, str], body) -> Response:
+        if self._open_response is not None:           # the last body was not read to its end
+            self.close()
+        head = [f"{method} {url} HTTP/1.1", "Host: localhost"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        data = b""
+        chunks = None
+        if body is None:
+            if method in ("POST", "PUT"):
+                head.append("Content-Length: 0")
+        elif isinstance(body, (bytes, bytearray)):
+            head.append(f"Content-Length: {len(body)}")
+            data = bytes(body)
+        else:                                         # a file or an iterator of bytes: sent chunked
+            head.append("Transfer-Encoding: chunked")
+            chunks = body
+        raw_head = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        reused = self.sock is not None
+        try:
+            self._send(raw_head, data, chunks)
+            return self._read_response(method)
+        except (ConnectionResetError, BrokenPipeError, ProtocolError):
+            if not reused or chunks is not None:
+                raise
+            self.close()                              # the daemon closed an idle keep-alive connection
+            self._send(raw_head, data, None)
+            return self._read_response(method)
+
+    def _send(self, raw_head: bytes, data: bytes, chunks) -> None:
+        if self.sock is None:
+            self.sock = self.connect()
+        if chunks is None:
+            self.sock.sendall(raw_head + data)
+            return
+        self.sock.sendall(raw_head)
+        for piece in _pieces(chunks):
+            if piece:
+                self.sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+        self.sock.sendall(b"0\r\n\r\n")
+
+    def _read_response(self, method: str) -> Response:
+        while True:
+            status_line = self.readline()
+            if not status_line:
+                raise ProtocolError("the daemon closed the connection without answering")
+            parts = status_line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+            if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+                raise ProtocolError(f"not an HTTP response: {status_line[:60]!r}")
+            headers = {}
+            while (line := self.readline()) not in (b"\r\n", b"\n"):
+                if not line:
+                    raise ProtocolError("the daemon closed the connection in a response head")
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            status = int(parts[1])
+            if status == 100:
+                continue
+            body = method != "HEAD" and status not in (204, 304)
+            self._open_response = None
+            resp = Response(self, status, parts[2] if len(parts) > 2 else "", headers, body)
+            if not resp._done:
+                self._open_response = resp
+            return resp
+
+    def response_finished(self, resp: Response) -> None:
+        if self._open_response is resp:
+            self._open_response = None
+        if resp.will_close:
+            self.close()
+
+    def read_some(self, limit: int, line: bool = False) -> bytes:
+        """Up to `limit` bytes (and no further than a line end, with `line`); b"" when closed."""
+        if not self._buf:
+            if self.sock is None:
+                return b""
+            self._buf = self.sock.recv(_BUFFER)
+        end = limit
+        if line:
+            newline = self._buf.find(b"\n", 0, limit)
+            if newline >= 0:
+                end = newline + 1
+        data, self._buf = self._buf[:end], self._buf[end:]
+        return data
+
+    def readline(self) -> bytes:
+        while b"\n" not in self._buf:
+            data = self.sock.recv(_BUFFER) if self.sock is not None else b""
+            if not data:
+                line, self._buf = self._buf, b""
+                return line
+            self._buf += data
+        cut = self._buf.index(b"\n") + 1
+        line, self._buf = self._buf[:cut], self._buf[cut:]
+        return line
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = None
+        self._buf = b""
+        self._open_response = None
+
+
+def _pieces(body):
+    if hasattr(body, "read"):
+        while data := body.read(_BUFFER):
+            yield data
+    else:
+        yield from body
 
 
 class Client:
     def __init__(self, host: str, timeout: float | None = None):
         self.host = host
         if host.startswith("unix://"):
-            self._conn = _UnixConnection(host[len("unix://"):], timeout=timeout)
+            self._conn = Connection(host[len("unix://"):], socket.AF_UNIX, timeout)
         elif host.startswith("tcp://") or host.startswith("http://"):
             parts = urlsplit(host.replace("tcp://", "http://", 1))
-            self._conn = http.client.HTTPConnection(parts.hostname, parts.port or 2375, timeout=timeout)
+            address = (parts.hostname, parts.port or 2375)
+            family = socket.AF_INET6 if ":" in (parts.hostname or "") else socket.AF_INET
+            self._conn = Connection(address, family, timeout)
         else:
             raise CannotConnect(f"unsupported host {host!r}: use unix://PATH or tcp://HOST:PORT")
 
+    def _cannot_connect(self, err: BaseException | None = None) -> CannotConnect:
+        detail = f" ({err})" if err is not None else ""
+        return CannotConnect(f"Cannot connect to the berth daemon at {self.host}. Is the daemon running?{detail}")
+
     def request(self, method: str, path: str, params: dict | None = None, body=None,
-                headers: dict | None = None) -> http.client.HTTPResponse:
+                headers: dict | None = None) -> Response:
         """Send a request and return the response once its head has arrived; raise APIError on >= 400."""
-        url = f"/v{API_VERSION}{path}"
-        query = {k: v for k, v in (params or {}).items() if v is not None}
-        if query:
-            url += "?" + urlencode(query, doseq=True)
         hdrs = {"User-Agent": "berth-cli"}
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
             hdrs["Content-Type"] = "application/json"
         hdrs.update(headers or {})
         try:
-            self._conn.request(method, url, body=body, headers=hdrs)
-            resp = self._conn.getresponse()
+            resp = self._conn.request(method, _url(path, params), hdrs, body)
         except (ConnectionRefusedError, FileNotFoundError, PermissionError, socket.gaierror) as err:
-            raise CannotConnect(
-                f"Cannot connect to the berth daemon at {self.host}. Is the daemon running?") from err
-        except (ConnectionError, http.client.HTTPException, OSError) as err:
-            raise CannotConnect(
-                f"Cannot connect to the berth daemon at {self.host}. Is the daemon running? ({err})") from err
+            self._conn.close()
+            raise self._cannot_connect() from err
+        except (ProtocolError, OSError) as err:
+            self._conn.close()
+            raise self._cannot_connect(err) from err
         if resp.status >= 400:
             raw = resp.read()
             try:
@@ -77,24 +310,16 @@ class Client:
     def hijack(self, method: str, path: str, params: dict | None = None) -> tuple[socket.socket, bytes]:
         """Send an upgrade request on a connection of its own and return the raw socket once the daemon
         answers `101 UPGRADED`, with any bytes that arrived after the head."""
-        url = f"/v{API_VERSION}{path}"
-        query = {k: v for k, v in (params or {}).items() if v is not None}
-        if query:
-            url += "?" + urlencode(query, doseq=True)
+        conn = Connection(self._conn.address, self._conn.family, None)
         try:
-            if isinstance(self._conn, _UnixConnection):
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.connect(self._conn.unix_path)
-            else:
-                sock = socket.create_connection((self._conn.host, self._conn.port))
+            sock = conn.connect()
         except OSError as err:
-            raise CannotConnect(
-                f"Cannot connect to the berth daemon at {self.host}. Is the daemon running?") from err
-        sock.sendall(f"{method} {url} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: berth-cli\r\n"
+            raise self._cannot_connect() from err
+        sock.sendall(f"{method} {_url(path, params)} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: berth-cli\r\n"
                      "Content-Length: 0\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode())
         data = b""
         while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
+            chunk = sock.recv(_BUFFER)
             if not chunk:
                 sock.close()
                 raise CannotConnect("the daemon closed the connection during an attach")
@@ -104,7 +329,7 @@ class Client:
         if status >= 400:
             headers = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)
             length = int(headers.get(b"Content-Length", b"0").strip() or 0)
-            while len(rest) < length and (chunk := sock.recv(65536)):
+            while len(rest) < length and (chunk := sock.recv(_BUFFER)):
                 rest += chunk
             sock.close()
             try:
@@ -120,3 +345,11 @@ class Client:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _url(path: str, params: dict | None) -> str:
+    url = f"/v{API_VERSION}{path}"
+    query = {k: v for k, v in (params or {}).items() if v is not None}
+    if query:
+        url += "?" + urlencode(query, doseq=True)
+    return url

@@ -6,7 +6,6 @@ formatting rules and are unit-tested; the cmd_* functions only talk HTTP and pri
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import re
@@ -16,7 +15,7 @@ import unicodedata
 from datetime import datetime
 from urllib.parse import quote
 
-from app.cli.client import APIError
+from app.cli.client import APIError, IncompleteRead, ProtocolError
 from app.cli.system import filter_flags
 from app.common.filters import to_query
 from app.common.humanize import human_duration, human_size
@@ -289,7 +288,7 @@ def _show_stream(resp, out=None) -> int:
         try:
             raw = resp.readline()
             msg = json.loads(raw) if raw.strip() else None
-        except http.client.HTTPException as err:
+        except ProtocolError as err:
             return _fail(f"error reading the daemon's response: {err!r}")
         except ValueError:
             return _fail(f"invalid JSON in the daemon's progress stream: {raw[:80]!r}")
@@ -393,7 +392,7 @@ def cmd_save(args, client) -> int:
         for data in _chunks(resp):
             out.write(data)
         if getattr(resp, "length", None):    # read(n) just stops when the daemon hangs up early
-            raise http.client.IncompleteRead(b"", resp.length)
+            raise IncompleteRead(resp.length)
         out.flush()
         if tmp:
             out.close()
@@ -401,8 +400,8 @@ def cmd_save(args, client) -> int:
             tmp = None
     except BrokenPipeError:
         raise
-    except (http.client.HTTPException, OSError) as err:
-        reason = "unexpected EOF" if isinstance(err, http.client.IncompleteRead) else err
+    except (ProtocolError, OSError) as err:
+        reason = "unexpected EOF" if isinstance(err, IncompleteRead) else err
         return _fail(f"failed to save image: {reason}")
     finally:
         if tmp:

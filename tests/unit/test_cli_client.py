@@ -1,0 +1,149 @@
+"""The CLI's own HTTP client against a scripted server on a Unix socket: bodies by Content-Length,
+chunked and until-close, keep-alive reuse, an idle connection the server closed, and cut bodies."""
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import threading
+
+import pytest
+
+from app.cli.client import APIError, CannotConnect, Client, IncompleteRead
+
+
+class Scripted:
+    """Accepts connections and answers the n-th request with replies[n] (raw bytes). After a reply
+    marked `close`, the server closes that connection. Records every request head it read."""
+
+    def __init__(self, replies: list[tuple[bytes, bool]]):
+        self.dir = tempfile.mkdtemp(prefix="berth-test-client-")
+        self.path = os.path.join(self.dir, "api.sock")
+        self.replies = list(replies)
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.listener = socket.socket(socket.AF_UNIX)
+        self.listener.bind(self.path)
+        self.listener.listen()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while self.replies:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            buf = b""
+            with conn:
+                while self.replies:
+                    while b"\r\n\r\n" not in buf:
+                        data = conn.recv(65536)
+                        if not data:
+                            break
+                        buf += data
+                    if b"\r\n\r\n" not in buf:
+                        break
+                    head, _, buf = buf.partition(b"\r\n\r\n")
+                    if b"chunked" in head.lower():
+                        while not buf.endswith(b"0\r\n\r\n"):
+                            buf += conn.recv(65536)
+                        head += b"\r\n\r\n" + buf
+                        buf = b""
+                    self.requests.append(head)
+                    reply, close = self.replies.pop(0)
+                    conn.sendall(reply)
+                    if close:
+                        break
+
+    def close(self):
+        self.listener.close()
+        os.unlink(self.path)
+        os.rmdir(self.dir)
+
+
+@pytest.fixture
+def server(request):
+    servers = []
+
+    def make(*replies):
+        s = Scripted(list(replies))
+        servers.append(s)
+        return s, Client("unix://" + s.path, timeout=5)
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+def test_content_length_chunked_and_keep_alive(server):
+    srv, client = server(
+        (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"a\": [1]}\n", False),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"6\r\nline1\n\r\n9\r\nline2\nlin\r\n3\r\ne3\n\r\n0\r\n\r\n", False),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", False),
+    )
+    assert client.get_json("/x", {"all": "1", "skip": None}) == {"a": [1]}
+    resp = client.request("GET", "/events")
+    assert [resp.readline(), resp.readline(), resp.readline(), resp.readline()] == [
+        b"line1\n", b"line2\n", b"line3\n", b""]
+    assert client.request("POST", "/containers/c/start", body={"k": "v"}).status == 204
+    assert srv.connections == 1                     # one connection carried all three
+    assert srv.requests[0].startswith(b"GET /v1.45/x?all=1 HTTP/1.1\r\n")
+    assert b"Content-Type: application/json" in srv.requests[2] and b"Content-Length: 10" in srv.requests[2]
+    client.close()
+
+
+def test_streamed_upload_is_chunked_and_error_bodies_become_api_errors(server):
+    srv, client = server(
+        (b"HTTP/1.1 404 Not Found\r\nContent-Length: 31\r\n\r\n{\"message\":\"No such image: x\"}\n", False),
+        (b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\n\r\noops\n", False),
+    )
+    with pytest.raises(APIError) as err:
+        client.request("POST", "/images/load", body=iter([b"abc", b"", b"defgh"]))
+    assert (err.value.status, err.value.message) == (404, "No such image: x")
+    assert srv.requests[0].endswith(b"\r\n\r\n3\r\nabc\r\n5\r\ndefgh\r\n0\r\n\r\n")
+    with pytest.raises(APIError) as err:
+        client.request("GET", "/y")
+    assert (err.value.status, err.value.message) == (500, "oops")
+    client.close()
+
+
+def test_a_half_read_body_or_a_closed_idle_connection_means_a_new_connection(server):
+    srv, client = server(
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789", False),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", True),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", True),    # then closes, unannounced
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes", False),
+    )
+    assert client.request("GET", "/a").read(3) == b"012"
+    assert client.request("GET", "/b").read() == b"ok"          # on a fresh connection
+    assert client.request("GET", "/c").read() == b"hi"          # the server said it would close
+    assert client.request("GET", "/d").read() == b"yes"         # sent again on a new connection
+    assert srv.connections == 4
+    assert [r.split(b" ")[1] for r in srv.requests] == [b"/v1.45/a", b"/v1.45/b", b"/v1.45/c", b"/v1.45/d"]
+    client.close()
+
+
+def test_until_close_bodies_and_cut_bodies(server):
+    srv, client = server(
+        (b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\n\r\nall of it", True),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", True),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nshort", True),
+    )
+    resp = client.request("GET", "/export")
+    assert (resp.getheader("content-type"), resp.read()) == ("application/x-tar", b"all of it")
+    resp = client.request("GET", "/images/get")
+    assert resp.read() == b"only this" and resp.length == 91      # the caller can tell it was cut
+    resp = client.request("GET", "/events")
+    with pytest.raises(IncompleteRead):
+        resp.read()
+    client.close()
+
+
+def test_nobody_listening_is_cannot_connect(tmp_path):
+    client = Client(f"unix://{tmp_path}/nothing.sock")
+    with pytest.raises(CannotConnect, match="Is the daemon running"):
+        client.request("GET", "/_ping")
+    with pytest.raises(CannotConnect):
+        Client("ssh://host")
