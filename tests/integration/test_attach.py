@@ -356,7 +356,7 @@ def test_shutdown_ends_attach_streams_including_log_followers(make_daemon, busyb
 def test_our_cli_exits_0_after_detaching_from_run_it(daemon, busybox):
     out, rc = run_in_pty(our_cli(daemon) + ["run", "--name", "det", "-it", "busybox", "sh"],
                          b"echo in-$((3+4))\n", timeout=15, then=(b"in-7", b"\x10\x11"))
-    assert rc == 0 and b"in-7" in out
+    assert rc == 0 and b"in-7" in out, out
     info = json.loads(daemon.cli("inspect", "det", check=True).stdout)[0]
     assert info["State"]["Running"] is True
     daemon.cli("rm", "-f", "det", check=True)

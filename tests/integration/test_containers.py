@@ -198,10 +198,9 @@ def test_pause_unpause_rename_restart(docker_client, daemon, busybox):
 def test_top_and_diff(docker_client, daemon, busybox):
     c = docker_client.containers.run("busybox", ["sh", "-c", "echo x > /NEW-FILE; rm /bin/ls; echo y >> /etc/passwd;"
                                                  " exec sleep 30"], detach=True, name="td")
-    deadline = time.monotonic() + 10
-    while not c.diff() and time.monotonic() < deadline:
+    deadline = time.monotonic() + 10      # until the script has done its changes and exec'd sleep
+    while time.monotonic() < deadline and not any("sleep 30" in " ".join(p) for p in c.top()["Processes"]):
         time.sleep(0.05)
-    time.sleep(0.2)
     top = c.top()
     assert "PID" in top["Titles"] and any("sleep 30" in " ".join(p) for p in top["Processes"])
     assert len(top["Processes"]) == 1
@@ -424,9 +423,11 @@ def test_restarted_container_keeps_running(daemon, docker_client, busybox):
 
 def test_stop_and_force_remove_of_paused_containers(docker_client, busybox):
     """A frozen process cannot act on a signal: stop and rm -f thaw it (as Docker does)."""
-    c = docker_client.containers.run("busybox", ["sh", "-c", "trap 'exit 143' TERM; while true; do sleep 0.05; done"],
-                                     detach=True)
-    time.sleep(0.3)
+    c = docker_client.containers.run("busybox", ["sh", "-c", "trap 'exit 143' TERM; echo trapped; "
+                                                 "while true; do sleep 0.05; done"], detach=True)
+    deadline = time.monotonic() + 10
+    while b"trapped" not in c.logs() and time.monotonic() < deadline:
+        time.sleep(0.05)
     c.pause()
     started = time.monotonic()
     c.stop(timeout=10)
