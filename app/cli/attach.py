@@ -65,10 +65,13 @@ class AttachSession:
         scanner = DetachScanner(self._keys) if self.tty else None
         try:
             while data := os.read(sys.stdin.fileno(), 65536):
-                self.sock.sendall(data)
                 if scanner and scanner.feed(data)[1]:
+                    # noted before the keys go out: the daemon ends the stream as soon as it sees
+                    # them, and the main thread reads this flag the moment the stream ends
                     self.detached = True
+                    self.sock.sendall(data)
                     return
+                self.sock.sendall(data)
             self.sock.shutdown(socket.SHUT_WR)    # our stdin ended: the daemon closes the container's
         except (OSError, ValueError):
             pass

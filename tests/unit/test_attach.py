@@ -137,3 +137,35 @@ def test_hub_fans_out_and_only_stdin_eof_half_closes():
     conmon.close()                                       # container exited
     assert a.recv() == b"" and late.recv() == b"" and a.recv() == b""
     assert hub.closed.wait(2) and hub.subscribe().recv() == b""
+
+
+def test_cli_knows_it_detached_when_the_daemon_ends_the_stream_at_once(monkeypatch):
+    """The daemon ends the stream the moment the keys reach it; the CLI must already know they were
+    its own, or it waits for an exit code that never comes (it did, about one run in five)."""
+    import os
+    import sys
+    import time
+    from app.cli.attach import AttachSession
+
+    class SlowAfterSend(socket.socket):
+        def sendall(self, data, *flags):
+            super().sendall(data, *flags)
+            time.sleep(0.2)                   # the daemon ends the stream meanwhile
+
+    class FakeClient:
+        def hijack(self, method, path, params):
+            return SlowAfterSend(fileno=ours.detach()), b""
+
+    ours, daemon = socket.socketpair()
+    read_fd, write_fd = os.pipe()
+    monkeypatch.setattr(sys, "stdin", os.fdopen(read_fd, "rb", buffering=0))
+
+    def fake_daemon():
+        daemon.recv(64)                       # the keys: end the stream straight away
+        daemon.close()
+    threading.Thread(target=fake_daemon, daemon=True).start()
+    session = AttachSession(FakeClient(), "c", {"stdin", "stdout"}, tty=True)
+    os.write(write_fd, b"\x10\x11")
+    session.run()
+    assert session.detached
+    os.close(write_fd)
