@@ -137,14 +137,17 @@ class Response:
 class Connection:
     """One keep-alive connection to the daemon, reopened when the daemon closed it."""
 
-    def __init__(self, address, family: int, timeout: float | None):
-        self.address, self.family, self.timeout = address, family, timeout
+    def __init__(self, address: str | tuple[str, int], timeout: float | None):
+        """`address`: a Unix socket path, or (host, port) for TCP."""
+        self.address, self.timeout = address, timeout
         self.sock: socket.socket | None = None
         self._buf = b""
         self._open_response: Response | None = None
 
     def connect(self) -> socket.socket:
-        sock = socket.socket(self.family, socket.SOCK_STREAM)
+        if not isinstance(self.address, str):
+            return socket.create_connection(self.address, timeout=self.timeout)   # IPv4 or IPv6
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if self.timeout is not None:
             sock.settimeout(self.timeout)
         try:
@@ -269,12 +272,10 @@ class Client:
     def __init__(self, host: str, timeout: float | None = None):
         self.host = host
         if host.startswith("unix://"):
-            self._conn = Connection(host[len("unix://"):], socket.AF_UNIX, timeout)
+            self._conn = Connection(host[len("unix://"):], timeout)
         elif host.startswith("tcp://") or host.startswith("http://"):
             parts = urlsplit(host.replace("tcp://", "http://", 1))
-            address = (parts.hostname, parts.port or 2375)
-            family = socket.AF_INET6 if ":" in (parts.hostname or "") else socket.AF_INET
-            self._conn = Connection(address, family, timeout)
+            self._conn = Connection((parts.hostname, parts.port or 2375), timeout)
         else:
             raise CannotConnect(f"unsupported host {host!r}: use unix://PATH or tcp://HOST:PORT")
 
@@ -310,7 +311,7 @@ class Client:
     def hijack(self, method: str, path: str, params: dict | None = None) -> tuple[socket.socket, bytes]:
         """Send an upgrade request on a connection of its own and return the raw socket once the daemon
         answers `101 UPGRADED`, with any bytes that arrived after the head."""
-        conn = Connection(self._conn.address, self._conn.family, None)
+        conn = Connection(self._conn.address, None)
         try:
             sock = conn.connect()
         except OSError as err:
