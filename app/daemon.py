@@ -54,8 +54,8 @@ def run(config: Config) -> int:
     logging.basicConfig(level=logging.DEBUG if config.debug else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     become_subreaper()
-    # Handlers first: a SIGTERM that arrives while we start (a client may already be connected) is
-    # a graceful shutdown as soon as we serve, never a silent death.
+    # Handlers first: a SIGTERM that arrives while we start is never a silent death. Before the
+    # listeners open it ends the start; after, it is a graceful shutdown (clients are connected).
     stop = threading.Event()
 
     def on_signal(signum, _frame):
@@ -69,6 +69,10 @@ def run(config: Config) -> int:
     except DataRootBusy as err:
         print(f"berth daemon: {err}", file=sys.stderr)
         return 1
+    if stop.is_set():
+        engine.close()
+        log.info("berth daemon stopped before it served")
+        return 0
     try:
         listeners = open_listeners(config.hosts)
     except (ListenError, OSError) as err:

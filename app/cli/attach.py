@@ -69,7 +69,11 @@ class AttachSession:
                     # noted before the keys go out: the daemon ends the stream as soon as it sees
                     # them, and the main thread reads this flag the moment the stream ends
                     self.detached = True
-                    self.sock.sendall(data)
+                    try:
+                        self.sock.sendall(data)
+                    except OSError:
+                        self.detached = False       # they never arrived: the container's exit counts
+                        raise
                     return
                 self.sock.sendall(data)
             self.sock.shutdown(socket.SHUT_WR)    # our stdin ended: the daemon closes the container's

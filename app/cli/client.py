@@ -42,11 +42,14 @@ class Response:
 
     def __init__(self, conn: "Connection", status: int, reason: str, headers: dict[str, str], body: bool):
         self._conn = conn
+        self._generation = conn.generation    # a response outlived by its connection is not read on
         self.status = status
         self.reason = reason
         self.headers = headers
         self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         length = headers.get("content-length")
+        if length is not None and not (length.isascii() and length.isdigit()):
+            raise ProtocolError(f"bad Content-Length {length[:40]!r}")
         self.length = None if self.chunked or length is None else int(length)   # bytes still to come
         if not body:
             self.length = 0
@@ -66,6 +69,8 @@ class Response:
         if self._done:
             return b""
         conn = self._conn
+        if conn.generation != self._generation:
+            raise ProtocolError("the connection of this response was closed or reused")
         if self.chunked:
             if self._chunk_left == 0:
                 size_line = conn.readline()
@@ -110,6 +115,8 @@ class Response:
         return self._next_piece(limit)
 
     def read(self, size: int = -1) -> bytes:
+        """`size` bytes, or fewer at the end of the body; the whole body without a size, which
+        raises IncompleteRead when the daemon hung up before its Content-Length was reached."""
         parts, want = [], size
         while want != 0:
             data = self._next_piece(_BUFFER if want < 0 else want)
@@ -118,6 +125,8 @@ class Response:
             parts.append(data)
             if want > 0:
                 want -= len(data)
+        if size < 0 and self.length:
+            raise IncompleteRead(self.length)
         return b"".join(parts)
 
     def readline(self) -> bytes:
@@ -141,7 +150,9 @@ class Connection:
         """`address`: a Unix socket path, or (host, port) for TCP."""
         self.address, self.timeout = address, timeout
         self.sock: socket.socket | None = None
+        self.generation = 0           # bumped on close: responses of an earlier socket stop reading
         self._buf = b""
+        self._pos = 0                 # bytes of _buf already handed out
         self._open_response: Response | None = None
 
     def connect(self) -> socket.socket:
@@ -174,16 +185,34 @@ class Connection:
             head.append("Transfer-Encoding: chunked")
             chunks = body
         raw_head = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        if self.sock is not None and self._closed_by_peer():
+            self.close()                              # the daemon closed this idle keep-alive connection
         reused = self.sock is not None
         try:
             self._send(raw_head, data, chunks)
             return self._read_response(method)
         except (ConnectionResetError, BrokenPipeError, ProtocolError):
-            if not reused or chunks is not None:
+            # The daemon may have acted on the request before it went away: only a request that
+            # changes nothing is sent again.
+            if not reused or chunks is not None or method not in ("GET", "HEAD"):
                 raise
-            self.close()                              # the daemon closed an idle keep-alive connection
+            self.close()
             self._send(raw_head, data, None)
             return self._read_response(method)
+
+    def _closed_by_peer(self) -> bool:
+        """An idle connection that has something to read has been closed (or is broken): a daemon
+        sends nothing unasked."""
+        if self._pos < len(self._buf):
+            return False
+        import select
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return self.sock.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def _send(self, raw_head: bytes, data: bytes, chunks) -> None:
         if self.sock is None:
@@ -203,7 +232,8 @@ class Connection:
             if not status_line:
                 raise ProtocolError("the daemon closed the connection without answering")
             parts = status_line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-            if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+            if len(parts) < 2 or not parts[0].startswith("HTTP/") or not (
+                    parts[1].isascii() and parts[1].isdigit()):
                 raise ProtocolError(f"not an HTTP response: {status_line[:60]!r}")
             headers = {}
             while (line := self.readline()) not in (b"\r\n", b"\n"):
@@ -212,8 +242,8 @@ class Connection:
                 name, _, value = line.decode("latin-1").partition(":")
                 headers[name.strip().lower()] = value.strip()
             status = int(parts[1])
-            if status == 100:
-                continue
+            if 100 <= status < 200 and status != 101:
+                continue                              # informational: the real answer follows
             body = method != "HEAD" and status not in (204, 304)
             self._open_response = None
             resp = Response(self, status, parts[2] if len(parts) > 2 else "", headers, body)
@@ -229,35 +259,38 @@ class Connection:
 
     def read_some(self, limit: int, line: bool = False) -> bytes:
         """Up to `limit` bytes (and no further than a line end, with `line`); b"" when closed."""
-        if not self._buf:
+        if self._pos >= len(self._buf):
             if self.sock is None:
                 return b""
-            self._buf = self.sock.recv(_BUFFER)
-        end = limit
+            self._buf, self._pos = self.sock.recv(_BUFFER), 0
+        start = self._pos
+        end = min(start + limit, len(self._buf))
         if line:
-            newline = self._buf.find(b"\n", 0, limit)
+            newline = self._buf.find(b"\n", start, end)
             if newline >= 0:
                 end = newline + 1
-        data, self._buf = self._buf[:end], self._buf[end:]
-        return data
+        self._pos = end
+        return self._buf[start:end]
 
     def readline(self) -> bytes:
-        while b"\n" not in self._buf:
+        """One line of a response head."""
+        while (newline := self._buf.find(b"\n", self._pos)) < 0:
             data = self.sock.recv(_BUFFER) if self.sock is not None else b""
             if not data:
-                line, self._buf = self._buf, b""
+                line, self._buf, self._pos = self._buf[self._pos:], b"", 0
                 return line
-            self._buf += data
-        cut = self._buf.index(b"\n") + 1
-        line, self._buf = self._buf[:cut], self._buf[cut:]
+            self._buf, self._pos = self._buf[self._pos:] + data, 0
+        line = self._buf[self._pos:newline + 1]
+        self._pos = newline + 1
         return line
 
     def close(self) -> None:
         if self.sock is not None:
             self.sock.close()
         self.sock = None
-        self._buf = b""
+        self._buf, self._pos = b"", 0
         self._open_response = None
+        self.generation += 1
 
 
 def _pieces(body):
@@ -316,6 +349,17 @@ class Client:
             sock = conn.connect()
         except OSError as err:
             raise self._cannot_connect() from err
+        try:
+            return self._upgrade(sock, method, path, params)
+        except OSError as err:
+            sock.close()
+            raise self._cannot_connect(err) from err
+        except (ValueError, IndexError) as err:
+            sock.close()
+            raise CannotConnect(f"the daemon's answer to an attach is not HTTP: {err}") from err
+
+    @staticmethod
+    def _upgrade(sock: socket.socket, method: str, path: str, params: dict | None) -> tuple[socket.socket, bytes]:
         sock.sendall(f"{method} {_url(path, params)} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: berth-cli\r\n"
                      "Content-Length: 0\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode())
         data = b""

@@ -10,7 +10,7 @@ import os
 import sys
 
 from app.cli import admin, containers, images, system
-from app.cli.client import APIError, CannotConnect, Client
+from app.cli.client import APIError, CannotConnect, Client, ProtocolError
 from app.common.defaults import DEFAULT_HOST
 
 COMMAND_MODULES = (system, images, containers, admin)
@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except BrokenPipeError:
         return 0
+    except (ProtocolError, ConnectionError, TimeoutError) as err:   # the daemon went away mid-answer
+        print(f"error reading the daemon's response: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     finally:

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from app.cli.client import APIError, CannotConnect, Client, IncompleteRead
+from app.cli.client import APIError, CannotConnect, Client, IncompleteRead, ProtocolError
 
 
 class Scripted:
@@ -134,7 +134,9 @@ def test_until_close_bodies_and_cut_bodies(server):
     resp = client.request("GET", "/export")
     assert (resp.getheader("content-type"), resp.read()) == ("application/x-tar", b"all of it")
     resp = client.request("GET", "/images/get")
-    assert resp.read() == b"only this" and resp.length == 91      # the caller can tell it was cut
+    with pytest.raises(IncompleteRead) as err:
+        resp.read()
+    assert err.value.missing == 91
     resp = client.request("GET", "/events")
     with pytest.raises(IncompleteRead):
         resp.read()
@@ -147,3 +149,58 @@ def test_nobody_listening_is_cannot_connect(tmp_path):
         client.request("GET", "/_ping")
     with pytest.raises(CannotConnect):
         Client("ssh://host")
+
+
+def test_read_in_pieces_shows_a_cut_body_in_length(server):
+    srv, client = server((b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", True))
+    resp = client.request("GET", "/images/get")
+    assert resp.read(64) == b"only this" and resp.read(64) == b"" and resp.length == 91   # what save checks
+    client.close()
+
+
+def test_an_idle_connection_the_daemon_closed_is_replaced_before_a_post(server):
+    srv, client = server(
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", True),     # then closes, unannounced
+        (b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}", False),
+    )
+    assert client.request("GET", "/a").read() == b"hi"
+    import select
+    assert select.select([client._conn.sock], [], [], 5)[0]   # the server's close has arrived
+    assert client.request("POST", "/containers/create", body={}).status == 201
+    assert srv.connections == 2 and len(srv.requests) == 2
+
+
+def test_a_post_the_daemon_read_but_did_not_answer_is_not_sent_again(server):
+    srv, client = server(
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", False),
+        (b"", True),                                          # reads the POST, then hangs up
+        (b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}", False),
+    )
+    assert client.request("GET", "/a").read() == b"ok"
+    with pytest.raises(CannotConnect):
+        client.request("POST", "/containers/create", body={})
+    assert [r.split(b" ")[0] for r in srv.requests] == [b"GET", b"POST"]      # once, not twice
+    client.close()
+
+
+def test_informational_answers_are_skipped_and_a_stale_response_stops_reading(server):
+    srv, client = server(
+        (b"HTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst", False),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond", False),
+    )
+    old = client.request("GET", "/a")
+    assert old.status == 200 and old.read(2) == b"fi"
+    new = client.request("GET", "/b")                          # on a new connection: `old` is over
+    with pytest.raises(ProtocolError):
+        old.read()
+    assert new.read() == b"second"
+    client.close()
+
+
+def test_a_garbled_head_is_cannot_connect_not_a_traceback(server):
+    srv, client = server((b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", True),
+                         (b"HTTP/1.1 \xb2\xb3\xb9 OK\r\n\r\n", True))   # latin-1 digits: isdigit() but not int()
+    for path in ("/a", "/b"):
+        with pytest.raises(CannotConnect, match="bad Content-Length|not an HTTP response"):
+            client.request("GET", path)
+    client.close()
