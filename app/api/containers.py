@@ -96,8 +96,13 @@ def _rfc3339(ns: int) -> str:
     return rfc3339_nano_utc(ns)
 
 
+class InspectQuery(Schema):
+    size = DockerBool(load_default=False)
+
+
 @bp.get("/containers/<ref>/json")
 def inspect_container(ref):
+    q = load_query(InspectQuery(), request.args)
     containers = _containers()
     row = containers.resolve(ref)
     config, host_config = json.loads(row["config"]), json.loads(row["host_config"])
@@ -115,6 +120,12 @@ def inspect_container(ref):
                    "Hostname": config.get("Hostname") or row["id"][:12], "Tty": bool(config.get("Tty")),
                    "OpenStdin": bool(config.get("OpenStdin")), "Cmd": config.get("Cmd") or image_cfg.get("Cmd"),
                    "Entrypoint": config.get("Entrypoint") or image_cfg.get("Entrypoint")})
+    sizes = {}
+    if q["size"]:      # `docker inspect -s`: moby's GetContainerLayerSize, both fields always present
+        from app.common.fsutil import dir_size
+        size_rw = dir_size(os.path.join(bundle, "upper"))
+        image = current_engine().store.query("SELECT size FROM images WHERE id=?", (row["image_id"],))
+        sizes = {"SizeRw": size_rw, "SizeRootFs": size_rw + (image[0][0] if image else 0)}
     return jsonify({
         "Id": row["id"], "Created": _rfc3339(row["created_nano"]), "Path": args[0], "Args": args[1:],
         "State": {"Status": state, "Running": state in ("running", "paused"), "Paused": state == "paused",
@@ -133,7 +144,7 @@ def inspect_container(ref):
         "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": os.path.join(bundle, "upper"),
                                                      "WorkDir": os.path.join(bundle, "work"),
                                                      "MergedDir": os.path.join(bundle, "rootfs")}},
-        "Mounts": [], "Config": merged,
+        **sizes, "Mounts": [], "Config": merged,
         "NetworkSettings": {"Networks": {}, "Ports": {}, "IPAddress": "", "Gateway": "", "MacAddress": ""},
     })
 

@@ -1,4 +1,5 @@
 """`ps` and `port` against a real daemon: our CLI, and the official docker CLI when it is installed."""
+import json
 import re
 import shutil
 
@@ -47,6 +48,11 @@ def test_ps_latest_size_filters_and_port(daemon, busybox, two):
     assert r.returncode == 1 and r.stderr.strip() == "Error response from daemon: No such container: nosuch"
     r = daemon.cli("ps", "-a", "--format", "table {{.Names}}\t{{.Size}}")     # .Size asks for sizes
     assert r.stdout.splitlines()[0].split() == ["NAMES", "SIZE"] and "6B (virtual " in r.stdout
+    # inspect -s: the same two sizes, as numbers; without -s they are absent
+    image_size = json.loads(daemon.cli("image", "inspect", "busybox", check=True).stdout)[0]["Size"]
+    sized = json.loads(daemon.cli("inspect", "-s", "first", check=True).stdout)[0]
+    assert (sized["SizeRw"], sized["SizeRootFs"]) == (6, 6 + image_size)
+    assert "SizeRw" not in json.loads(daemon.cli("inspect", "first", check=True).stdout)[0]
 
     r = daemon.cli("port", "second")
     assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
@@ -79,6 +85,8 @@ def test_docker_cli_ps_filters_and_formats(daemon, busybox, two):
     assert r.stdout.split() == [daemon.cli("ps", "-a", "-q", "-f", "name=first", check=True).stdout.strip()]
     r = docker_cli(daemon, "port", "second")
     assert (r.returncode, r.stdout) == (0, "")
+    r = docker_cli(daemon, "inspect", "-s", "-f", "{{.SizeRw}}", "first")
+    assert (r.returncode, r.stdout) == (0, "6\n")
     # `--format json` is Go's json.Marshal (HTML escaped); `{{json .}}` is not
     daemon.cli("create", "--name", "html", "busybox", "sh", "-c", "echo a > /b & true", check=True)
     for fmt in ("json", "{{json .Command}}"):
