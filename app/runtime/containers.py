@@ -94,6 +94,20 @@ def _exit_code_for(err: Exception) -> int:
     return 128
 
 
+def _validate_config(config: dict) -> None:
+    """moby's validateContainerConfig: checked at create, before the image is looked up."""
+    workdir = config.get("WorkingDir") or ""
+    if workdir:
+        if not workdir.startswith("/"):
+            raise InvalidParameter(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
+        config["WorkingDir"] = os.path.normpath(workdir).replace("//", "/", 1)
+    if config.get("StopSignal"):
+        parse_signal(config["StopSignal"])
+    for entry in config.get("Env") or []:
+        if not isinstance(entry, str) or not entry.partition("=")[0]:
+            raise InvalidParameter(f"invalid environment variable: {entry}")
+
+
 class _AttachWaiter:
     """An attach that arrived before the container started (`docker run` attaches, then starts)."""
 
@@ -177,6 +191,7 @@ class Containers:
         image_ref = config.get("Image") or ""
         if not image_ref:
             raise InvalidParameter("Config cannot be empty in order to create a container")
+        _validate_config(config)
         try:
             row, _ = self.engine.images.resolve(image_ref)
         except NotFound:

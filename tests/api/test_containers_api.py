@@ -223,12 +223,23 @@ def test_create_bad_limits_are_400(fake_api, fake_engine, image, host_config, me
 @pytest.mark.parametrize("body,message", [
     ({}, "Config cannot be empty in order to create a container"),
     ({"Image": "busybox", "Entrypoint": [], "Cmd": []}, "no command specified"),
+    ({"Image": "busybox", "WorkingDir": "tmp"},
+     "the working directory 'tmp' is invalid, it needs to be an absolute path"),
+    ({"Image": "busybox", "StopSignal": "FOO"}, "Invalid signal: FOO"),
+    ({"Image": "busybox", "Env": ["A=1", "=foo"]}, "invalid environment variable: =foo"),
+    ({"Image": "busybox", "Env": [""]}, "invalid environment variable: "),
 ])
-def test_create_bad_config_is_400(fake_api, image, body, message):
+def test_create_bad_config_is_400(fake_api, fake_engine, image, body, message):
     r = fake_api.post(f"{V}/containers/create", json=body)
     assert r.status_code == 400 and error(r) == message
+    assert not fake_engine.store.read(types=["container"])
     r = fake_api.post(f"{V}/containers/create", data="not json", content_type="application/json")
     assert r.status_code == 400
+
+
+def test_create_cleans_the_working_directory_as_moby(fake_api, image):
+    cid = create(fake_api, "wd", WorkingDir="//srv/../data/./x/")
+    assert inspect(fake_api, cid)["Config"]["WorkingDir"] == "/data/x"
 
 
 def test_create_unknown_network_is_refused(fake_api, image):
