@@ -136,14 +136,49 @@ def _err(message: str, code: int) -> int:
     return code
 
 
-def _create_body(args) -> dict:
-    env = list(args.env)
-    for path in args.env_file:
+def read_env_file(path: str) -> list[str]:
+    """The docker CLI's env-file rules: leading blanks and `#` lines skipped, a value kept as written
+    (trailing blanks too), a bare NAME taken from our environment or left out, and names with blanks
+    refused."""
+    try:
+        with open(path, "rb") as fh:
+            raw_lines = fh.read().splitlines()
+    except OSError as err:
+        raise ValueError(f"open {path}: {err.strerror.lower()}") from err
+    entries = []
+    for number, raw in enumerate(raw_lines, 1):
         try:
-            with open(path) as fh:
-                env += [line.strip() for line in fh if line.strip() and not line.lstrip().startswith("#")]
-        except OSError as err:
-            raise ValueError(f"open {path}: {err.strerror.lower()}") from err
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"invalid env file ({path}): invalid utf8 bytes at line {number}: "
+                             f"[{' '.join(str(b) for b in raw)}]") from None
+        if number == 1:
+            text = text.removeprefix("\ufeff")
+        line = text.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        key, has_value, _ = line.partition("=")
+        if not key:
+            raise ValueError(f"invalid env file ({path}): no variable name on line '{line}'")
+        if " " in key or "\t" in key:
+            raise ValueError(f"invalid env file ({path}): variable '{key}' contains whitespaces")
+        if has_value:
+            entries.append(line)
+        elif key in os.environ:
+            entries.append(f"{key}={os.environ[key]}")
+    return entries
+
+
+def _env_flag(value: str) -> str:
+    """-e NAME=value as given; -e NAME takes NAME's value from our environment when it is set."""
+    if "=" not in value and value in os.environ:
+        return f"{value}={os.environ[value]}"
+    return value
+
+
+def _create_body(args) -> dict:
+    env = [entry for path in args.env_file for entry in read_env_file(path)]   # files first, as docker
+    env += [_env_flag(value) for value in args.env]
     host = {"NetworkMode": args.network}
     if args.memory:
         host["Memory"] = ram_in_bytes(args.memory)
