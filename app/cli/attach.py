@@ -127,6 +127,27 @@ def resize_to_terminal(client, cid: str) -> None:
     client.request("POST", f"/containers/{quote(cid)}/resize", {"h": size.lines, "w": size.columns}).read()
 
 
+def follow_window_changes(client_factory, cid: str):
+    """While attached to a TTY, pass each change of our terminal's size on (SIGWINCH → resize), as
+    the docker CLI does. Returns the function that stops it."""
+    import signal
+
+    def resize_quietly():
+        client = client_factory()
+        try:
+            resize_to_terminal(client, cid)
+        except Exception:       # the container may have just exited: a lost resize matters to no one
+            pass
+        finally:
+            client.close()
+
+    def on_winch(_signum, _frame):      # not from the handler itself: it may run mid-request
+        threading.Thread(target=resize_quietly, name="resize", daemon=True).start()
+
+    previous = signal.signal(signal.SIGWINCH, on_winch)
+    return lambda: signal.signal(signal.SIGWINCH, previous)
+
+
 def wait_request(client_factory, cid: str, condition: str):
     """Ask for the exit code before starting, so a fast exit cannot be missed. Returns a callable that
     blocks for the code."""

@@ -14,7 +14,8 @@ import sys
 import time
 from urllib.parse import quote
 
-from app.cli.attach import AttachSession, parse_attach_flags, resize_to_terminal, wait_request
+from app.cli.attach import (AttachSession, follow_window_changes, parse_attach_flags, resize_to_terminal,
+                            wait_request)
 from app.cli.client import APIError, CannotConnect, Client
 from app.cli.system import filter_flags
 from app.common.filters import to_query
@@ -276,9 +277,12 @@ def _attach_and_start(client, cid: str, streams: set[str], tty: bool, detach_key
     except APIError as err:
         session.close()
         return _err(f"Error response from daemon: {err.message}", _status_code(err.message))
-    if tty and sys.stdout.isatty():
+    restore = None
+    if not tty:
+        restore = _proxy_signals(client.host, cid)
+    elif sys.stdout.isatty():
         resize_to_terminal(client, cid)
-    restore = None if tty else _proxy_signals(client.host, cid)
+        restore = follow_window_changes(lambda: Client(client.host), cid)
     try:
         session.run()
         if session.detached:
@@ -316,9 +320,15 @@ def cmd_attach(args, client) -> int:
                                       else set())
     exit_code = wait_request(lambda: Client(client.host), info["Id"], "not-running")
     session = AttachSession(client, info["Id"], streams, tty, args.detach_keys)
+    restore = None
     if tty and sys.stdout.isatty():
         resize_to_terminal(client, info["Id"])
-    session.run()
+        restore = follow_window_changes(lambda: Client(client.host), info["Id"])
+    try:
+        session.run()
+    finally:
+        if restore:
+            restore()
     return 0 if session.detached else exit_code()
 
 

@@ -8,6 +8,7 @@ import os
 import pty
 import select
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -390,3 +391,37 @@ def test_an_output_only_attach_leaving_does_not_close_stdin_once(daemon, docker_
     writer.close()
     assert data.endswith(b"got hello\n"), data
     assert api.wait(cid)["StatusCode"] == 0
+
+
+def test_our_cli_passes_terminal_size_changes_on(daemon, busybox):
+    """`run -it`: a SIGWINCH after a change of our terminal's size resizes the container's (docker CLI)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 120, 0, 0))
+    proc = subprocess.Popen(our_cli(daemon) + ["run", "--rm", "-it", "busybox", "sh"], stdin=slave, stdout=slave,
+                            stderr=slave, cwd=ROOT)
+    os.close(slave)
+
+    def read_until(text: bytes, timeout: float = 15) -> bytes:
+        out, deadline = b"", time.monotonic() + timeout
+        while text not in out and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                out += os.read(master, 4096)
+        return out
+
+    try:
+        os.write(master, b"stty size; echo first-$((1+1))\n")
+        assert b"33 120" in read_until(b"first-2")
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+        proc.send_signal(signal.SIGWINCH)      # our terminal is not its controlling one: signal by hand
+        deadline, out = time.monotonic() + 10, b""
+        while b"40 100" not in out and time.monotonic() < deadline:
+            os.write(master, b"stty size; echo again-$((2+2))\n")
+            out += read_until(b"again-4", 5)
+        assert b"40 100" in out
+        os.write(master, b"exit 5\n")
+        assert proc.wait(15) == 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
