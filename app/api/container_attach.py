@@ -98,7 +98,7 @@ def _attach(containers, cid, q, hijack, waiter, tty, media, keys, config):
                 sock.sendall(history)
         if q["stream"]:
             containers.record_attach(cid, "attach")
-            conn = containers.attach_connection(cid, waiter, lambda: peer_hung_up(sock, not q["stdin"]))
+            conn = containers.attach_connection(waiter, lambda: peer_hung_up(sock, not q["stdin"]))
             if conn is not None:
                 detached = threading.Event()
                 output = None

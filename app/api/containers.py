@@ -108,9 +108,10 @@ def inspect_container(ref):
     config, host_config = json.loads(row["config"]), json.loads(row["host_config"])
     images = current_engine().images
     try:
-        image_cfg = images.config(images.resolve(row["image_id"])[0]).get("config") or {}
+        image_row = images.resolve(row["image_id"])[0]
     except NotFound:
-        image_cfg = {}
+        image_row = None
+    image_cfg = (images.config(image_row).get("config") or {}) if image_row else {}
     from app.runtime.ocispec import command_of
     args = command_of(image_cfg, config)
     state = row["state"]
@@ -124,8 +125,7 @@ def inspect_container(ref):
     if q["size"]:      # `docker inspect -s`: moby's GetContainerLayerSize, both fields always present
         from app.common.fsutil import dir_size
         size_rw = dir_size(os.path.join(bundle, "upper"))
-        image = current_engine().store.query("SELECT size FROM images WHERE id=?", (row["image_id"],))
-        sizes = {"SizeRw": size_rw, "SizeRootFs": size_rw + (image[0][0] if image else 0)}
+        sizes = {"SizeRw": size_rw, "SizeRootFs": size_rw + (image_row["size"] if image_row else 0)}
     return jsonify({
         "Id": row["id"], "Created": _rfc3339(row["created_nano"]), "Path": args[0], "Args": args[1:],
         "State": {"Status": state, "Running": state in ("running", "paused"), "Paused": state == "paused",

@@ -13,6 +13,7 @@ import sys
 import threading
 from urllib.parse import quote
 
+from app.cli.client import APIError, CannotConnect, ProtocolError
 from app.common.detachkeys import DetachScanner, parse_detach_keys
 from app.errors import InvalidParameter
 
@@ -132,17 +133,14 @@ def follow_window_changes(client_factory, cid: str):
     the docker CLI does. Returns the function that stops it."""
     import signal
 
-    def resize_quietly():
+    def on_winch(_signum, _frame):      # a client of its own: the handler may land mid-request
         client = client_factory()
         try:
             resize_to_terminal(client, cid)
-        except Exception:       # the container may have just exited: a lost resize matters to no one
-            pass
+        except (APIError, CannotConnect, ProtocolError, OSError):
+            pass                        # the container has just exited: the lost resize matters to no one
         finally:
             client.close()
-
-    def on_winch(_signum, _frame):      # not from the handler itself: it may run mid-request
-        threading.Thread(target=resize_quietly, name="resize", daemon=True).start()
 
     previous = signal.signal(signal.SIGWINCH, on_winch)
     return lambda: signal.signal(signal.SIGWINCH, previous)

@@ -7,6 +7,7 @@ Content-Length and chunked bodies, and the connection hijack of attach.
 from __future__ import annotations
 
 import json
+import select
 import socket
 from urllib.parse import urlencode, urlsplit
 
@@ -138,10 +139,6 @@ class Response:
             line += data
         return line
 
-    def close(self) -> None:
-        if not self._done:
-            self._conn.close()                        # a half-read body: the connection is not reusable
-
 
 class Connection:
     """One keep-alive connection to the daemon, reopened when the daemon closed it."""
@@ -205,7 +202,6 @@ class Connection:
         sends nothing unasked."""
         if self._pos < len(self._buf):
             return False
-        import select
         readable, _, _ = select.select([self.sock], [], [], 0)
         if not readable:
             return False

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from app.cli.attach import (AttachSession, follow_window_changes, parse_attach_flags, resize_to_terminal,
                             wait_request)
-from app.cli.client import APIError, CannotConnect, Client
+from app.cli.client import APIError, CannotConnect, Client, ProtocolError
 from app.cli.system import filter_flags
 from app.common.filters import to_query
 from app.common.timeparse import TimeParseError, format_unix_nano, parse_timestamp
@@ -298,11 +298,14 @@ def _proxy_signals(host: str, cid: str):
     so Ctrl-C stops the containerised process, not just this client."""
     import signal
 
-    def forward(signum, _frame):
+    def forward(signum, _frame):        # a client of its own: the handler may land mid-request
+        client = Client(host)
         try:
-            Client(host).request("POST", f"/containers/{quote(cid)}/kill", {"signal": str(signum)}).read()
-        except (APIError, CannotConnect, OSError):
+            client.request("POST", f"/containers/{quote(cid)}/kill", {"signal": str(signum)}).read()
+        except (APIError, CannotConnect, ProtocolError, OSError):
             pass
+        finally:
+            client.close()
 
     wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
     previous = {sig: signal.signal(sig, forward) for sig in wanted}

@@ -307,15 +307,13 @@ class Containers:
                 self._attach_waiters.setdefault(cid, []).append(waiter)
         return waiter
 
-    def attach_connection(self, cid: str, waiter: _AttachWaiter, client_gone) -> "Subscription | None":
+    def attach_connection(self, waiter: _AttachWaiter, client_gone) -> "Subscription | None":
         """The reserved subscription, once the container runs. None if the container is removed first,
-        its start fails, the daemon stops, or `client_gone()` says the client hung up while waiting."""
-        try:
-            while not waiter.ready.wait(0.2):
-                if self._closing.is_set() or client_gone():
-                    break
-        finally:
-            self.cancel_attach(cid, waiter)
+        its start fails, the daemon stops, or `client_gone()` says the client hung up while waiting.
+        The caller ends every reservation with cancel_attach, whether or not it got this far."""
+        while not waiter.ready.wait(0.2):
+            if self._closing.is_set() or client_gone():
+                break
         return waiter.conn
 
     def cancel_attach(self, cid: str, waiter: _AttachWaiter) -> None:

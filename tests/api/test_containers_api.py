@@ -365,7 +365,7 @@ def test_attach_waiting_for_a_start_is_released_by_remove(fake_api, fake_engine,
     cid = create(fake_api, "later")
     got = []
     c = fake_engine.containers
-    waiter = threading.Thread(target=lambda: got.append(c.attach_connection(cid, c.reserve_attach(cid), lambda: False)))
+    waiter = threading.Thread(target=lambda: got.append(c.attach_connection(c.reserve_attach(cid), lambda: False)))
     waiter.start()
     assert eventually(lambda: cid in fake_engine.containers._attach_waiters)
     assert fake_api.delete(f"{V}/containers/later").status_code == 204
@@ -373,7 +373,7 @@ def test_attach_waiting_for_a_start_is_released_by_remove(fake_api, fake_engine,
     assert not waiter.is_alive() and got == [None]
     # a running container whose conmon socket refuses (it exited a moment ago): no connection, no error
     running = run(fake_api, "now")
-    assert c.attach_connection(running, c.reserve_attach(running), lambda: False) is None
+    assert c.attach_connection(c.reserve_attach(running), lambda: False) is None
 
 
 def test_start_with_unknown_user_is_400(fake_api, fake_engine, image):
@@ -1038,7 +1038,7 @@ def test_a_failed_start_releases_attaches_waiting_for_it(fake_api, fake_engine, 
     cid = create(fake_api, "broken", Cmd=["nosuch"])
     out = {}
     c = fake_engine.containers
-    t = threading.Thread(target=lambda: out.update(conn=c.attach_connection(cid, c.reserve_attach(cid), lambda: False)))
+    t = threading.Thread(target=lambda: out.update(conn=c.attach_connection(c.reserve_attach(cid), lambda: False)))
     t.start()
     assert eventually(lambda: cid in c._attach_waiters)
     assert fake_api.post(f"{V}/containers/broken/start").status_code == 400

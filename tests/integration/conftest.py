@@ -32,6 +32,15 @@ def ping(sock_path: str) -> bool:
         s.close()
 
 
+def until(predicate, timeout: float = 10, interval: float = 0.05):
+    """Poll `predicate` until it is true or `timeout` seconds pass; return its last value. For waits on
+    a container's own progress, whose pace the test does not control."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()) and time.monotonic() < deadline:
+        time.sleep(interval)
+    return value
+
+
 class Daemon:
     """One `python cli.py daemon` process with its own socket, data root and pidfile."""
 

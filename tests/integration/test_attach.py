@@ -19,7 +19,7 @@ import time
 import docker
 import pytest
 
-from tests.integration.conftest import CLI, DOCKER_BIN, ROOT, needs_docker_cli
+from tests.integration.conftest import CLI, DOCKER_BIN, ROOT, needs_docker_cli, until
 
 pytestmark = pytest.mark.skipif(not (shutil.which("runc") and shutil.which("conmon")),
                                 reason="runc and conmon are needed")
@@ -250,9 +250,7 @@ def test_docker_cli_lifecycle_commands(daemon, busybox, tmp_path):
     assert "(Paused)" in dk("ps", "--filter", "name=lc").stdout
     dk("unpause", "lc")
     dk("rename", "lc", "lc2")
-    deadline = time.monotonic() + 10
-    while dk("logs", "lc2").stdout != "a\nb\n" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    until(lambda: dk("logs", "lc2").stdout == "a\nb\n")
     assert dk("logs", "--tail", "1", "lc2").stdout == "b\n"
     top = dk("top", "lc2").stdout
     assert "sleep 30" in top and top.split()[:2] == ["UID", "PID"]

@@ -6,7 +6,7 @@ import time
 import docker
 import pytest
 
-from tests.integration.conftest import docker_cli, needs_docker_cli
+from tests.integration.conftest import docker_cli, needs_docker_cli, until
 
 pytestmark = pytest.mark.skipif(not (shutil.which("runc") and shutil.which("conmon")),
                                 reason="runc and conmon are needed")
@@ -47,9 +47,7 @@ def test_detached_lifecycle_stop_kill_remove(docker_client, busybox):
 def test_kill_signal_logs_and_errors(docker_client, busybox):
     c = docker_client.containers.run("busybox", ["sh", "-c", "trap 'echo got-term; exit 9' TERM; echo up; "
                                                  "while true; do sleep 0.1; done"], detach=True)
-    deadline = time.monotonic() + 10
-    while b"up" not in c.logs() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    until(lambda: b"up" in c.logs())
     c.kill(signal="SIGTERM")
     assert c.wait(timeout=10)["StatusCode"] == 9
     assert c.logs() == b"up\ngot-term\n"
@@ -95,9 +93,7 @@ def test_docker_cli_detached_run_ps_logs_stop_rm(daemon, busybox):
     cid = r.stdout.strip()
     r = docker_cli(daemon, "ps")
     assert r.returncode == 0 and "web" in r.stdout and cid[:12] in r.stdout and "Up " in r.stdout, r.stdout + r.stderr
-    deadline = time.monotonic() + 10
-    while "ready" not in docker_cli(daemon, "logs", "web").stdout and time.monotonic() < deadline:
-        time.sleep(0.1)
+    until(lambda: "ready" in docker_cli(daemon, "logs", "web").stdout)
     assert docker_cli(daemon, "logs", "web").stdout == "ready\n"
     r = docker_cli(daemon, "inspect", "-f", "{{.State.Status}} {{.Name}} {{.Config.Image}}", "web")
     assert r.stdout.strip() == "running /web busybox", r.stderr
@@ -127,9 +123,7 @@ def test_our_cli_container_commands(daemon, busybox, workdir):
     assert r.stdout.splitlines()[0].split()[:2] == ["CONTAINER", "ID"] and " bg" in r.stdout
     assert daemon.cli("ps", "-q", check=True).stdout.strip() == r.stdout.splitlines()[1].split()[0]
     assert daemon.cli("ps", "--format", "{{.Names}} {{.State}}", check=True).stdout == "bg running\n"
-    deadline = time.monotonic() + 10
-    while daemon.cli("logs", "bg").stdout != "2\n" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    until(lambda: daemon.cli("logs", "bg").stdout == "2\n")
     assert daemon.cli("logs", "-t", "bg", check=True).stdout.endswith("Z 2\n")
     assert daemon.cli("stop", "-t", "1", "bg", check=True).stdout == "bg\n"
     assert daemon.cli("wait", "bg", check=True).stdout == "137\n"
@@ -198,9 +192,7 @@ def test_pause_unpause_rename_restart(docker_client, daemon, busybox):
 def test_top_and_diff(docker_client, daemon, busybox):
     c = docker_client.containers.run("busybox", ["sh", "-c", "echo x > /NEW-FILE; rm /bin/ls; echo y >> /etc/passwd;"
                                                  " exec sleep 30"], detach=True, name="td")
-    deadline = time.monotonic() + 10      # until the script has done its changes and exec'd sleep
-    while time.monotonic() < deadline and not any("sleep 30" in " ".join(p) for p in c.top()["Processes"]):
-        time.sleep(0.05)
+    until(lambda: any("sleep 30" in " ".join(p) for p in c.top()["Processes"]))   # changes made, sleep exec'd
     top = c.top()
     assert "PID" in top["Titles"] and any("sleep 30" in " ".join(p) for p in top["Processes"])
     assert len(top["Processes"]) == 1
@@ -304,9 +296,7 @@ def test_docker_cli_run_rm_detached(daemon, busybox):
     r = docker_cli(daemon, "run", "-d", "--rm", "--name", "tmp", "busybox", "sleep", "30")
     assert r.returncode == 0, r.stderr
     assert docker_cli(daemon, "stop", "-t", "0", "tmp").returncode == 0
-    deadline = time.monotonic() + 10
-    while "tmp" in docker_cli(daemon, "ps", "-a").stdout and time.monotonic() < deadline:
-        time.sleep(0.1)
+    until(lambda: "tmp" not in docker_cli(daemon, "ps", "-a").stdout)
     assert "tmp" not in docker_cli(daemon, "ps", "-a").stdout
 
 
@@ -334,9 +324,7 @@ def test_daemon_is_subreaper_and_reaps_conmon(daemon, docker_client, busybox):
     c.wait()
     with pytest.raises(docker.errors.APIError):
         docker_client.containers.run("busybox", ["nonexistent-binary"], detach=True)
-    deadline = time.monotonic() + 5
-    while _zombie_children(daemon.proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    until(lambda: not _zombie_children(daemon.proc.pid), 5)
     assert _zombie_children(daemon.proc.pid) == []
     assert not os.path.exists(f"/proc/{conmon_pid}")
 
@@ -345,9 +333,7 @@ def test_stop_signal_stop_timeout_and_failed_start_state(daemon, docker_client, 
     # --stop-signal: the container's own stop signal is used by `stop`
     c = docker_client.containers.run("busybox", ["sh", "-c", "trap 'echo got-usr1; exit 11' USR1; echo up; "
                                                  "while true; do sleep 0.1; done"], detach=True, stop_signal="SIGUSR1")
-    deadline = time.monotonic() + 10
-    while b"up" not in c.logs() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    until(lambda: b"up" in c.logs())
     c.stop(timeout=5)
     assert c.wait()["StatusCode"] == 11 and b"got-usr1" in c.logs()
     # --stop-timeout: the container's own grace period before SIGKILL
@@ -386,6 +372,9 @@ def test_bad_input_clear_errors_and_nothing_half_made(daemon, busybox):
         (["--cpus", "99", "busybox", "true"], 125, "Range of CPUs is from 0.01 to"),
         (["-m", "1k", "busybox", "true"], 125, "Minimum memory limit allowed is 6MB"),
         (["nosuchimage"], 125, "No such image"),
+        (["-w", "tmp", "busybox", "true"], 125, "the working directory 'tmp' is invalid, it needs to be an absolute"),
+        (["--stop-signal", "FOO", "busybox", "true"], 125, "Invalid signal: FOO"),
+        (["-e", "=x", "busybox", "true"], 125, "invalid environment variable: =x"),
     ]
     for args, code, message in cases:
         r = daemon.cli("run", "--rm", *args)
@@ -425,9 +414,7 @@ def test_stop_and_force_remove_of_paused_containers(docker_client, busybox):
     """A frozen process cannot act on a signal: stop and rm -f thaw it (as Docker does)."""
     c = docker_client.containers.run("busybox", ["sh", "-c", "trap 'exit 143' TERM; echo trapped; "
                                                  "while true; do sleep 0.05; done"], detach=True)
-    deadline = time.monotonic() + 10
-    while b"trapped" not in c.logs() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    until(lambda: b"trapped" in c.logs())
     c.pause()
     started = time.monotonic()
     c.stop(timeout=10)
@@ -455,9 +442,7 @@ def test_a_killed_conmon_ends_the_container_as_255_and_nothing_hangs(daemon, doc
     assert c.wait(timeout=10)["StatusCode"] == 255
     c.reload()
     assert c.status == "exited"
-    deadline = time.monotonic() + 5
-    while _zombie_children(daemon.proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    until(lambda: not _zombie_children(daemon.proc.pid), 5)
     assert _zombie_children(daemon.proc.pid) == []        # the orphaned init was reaped too
     c.remove()
 

@@ -44,15 +44,21 @@ def _pair_seqpacket():
     return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 
 
-def test_relay_frames_output_forwards_stdin_and_half_closes_for_stdin_once():
-    conmon_ours, conmon_far = _pair_seqpacket()          # far end plays conmon
-    client_ours, client_far = socket.socketpair()        # far end plays the HTTP client
-    reader = client_ours.makefile("rb")
+def _relay_in_thread(**options):
+    """relay() between a fake conmon and a fake client; returns (conmon end, client end, result, thread),
+    result getting `detached` when relay returns."""
+    conmon_ours, conmon_far = _pair_seqpacket()
+    client_ours, client_far = socket.socketpair()
     result = {}
-    t = threading.Thread(target=lambda: result.update(detached=relay(
-        conmon_ours, client_ours, reader, tty=False, stdout=True, stderr=False, stdin=True, stdin_once=True,
-        detach_keys=b"\x10\x11")))
+    options = {"stdout": True, "stderr": True, "stdin": True, "detach_keys": b"\x10\x11", **options}
+    t = threading.Thread(target=lambda: result.update(
+        detached=relay(conmon_ours, client_ours, client_ours.makefile("rb"), **options)))
     t.start()
+    return conmon_far, client_far, result, t
+
+
+def test_relay_frames_output_forwards_stdin_and_half_closes_for_stdin_once():
+    conmon_far, client_far, result, t = _relay_in_thread(tty=False, stderr=False, stdin_once=True)
     client_far.sendall(b"input")
     assert conmon_far.recv(100) == b"input"
     client_far.shutdown(socket.SHUT_WR)                  # stdin EOF → conmon sees EOF (closes stdin)
@@ -69,13 +75,7 @@ def test_relay_frames_output_forwards_stdin_and_half_closes_for_stdin_once():
 
 
 def test_relay_detach_keys_end_the_stream_without_eof_to_stdin():
-    conmon_ours, conmon_far = _pair_seqpacket()
-    client_ours, client_far = socket.socketpair()
-    result = {}
-    t = threading.Thread(target=lambda: result.update(detached=relay(
-        conmon_ours, client_ours, client_ours.makefile("rb"), tty=True, stdout=True, stderr=True, stdin=True,
-        stdin_once=False, detach_keys=b"\x10\x11")))
-    t.start()
+    conmon_far, client_far, result, t = _relay_in_thread(tty=True, stdin_once=False)
     conmon_far.send(b"\x02prompt$ ")
     assert client_far.recv(100) == b"prompt$ "          # tty: raw bytes
     client_far.sendall(b"ls\x10\x11")
@@ -87,13 +87,7 @@ def test_relay_detach_keys_end_the_stream_without_eof_to_stdin():
 
 def test_relay_without_tty_passes_detach_keys_through_as_data():
     """moby matches detach keys only on a TTY: binary stdin must reach the process intact."""
-    conmon_ours, conmon_far = _pair_seqpacket()
-    client_ours, client_far = socket.socketpair()
-    result = {}
-    t = threading.Thread(target=lambda: result.update(detached=relay(
-        conmon_ours, client_ours, client_ours.makefile("rb"), tty=False, stdout=True, stderr=True, stdin=True,
-        stdin_once=True, detach_keys=b"\x10\x11")))
-    t.start()
+    conmon_far, client_far, result, t = _relay_in_thread(tty=False, stdin_once=True)
     client_far.sendall(b"a\x10\x11b")
     got = b""
     while len(got) < 4:
