@@ -3,13 +3,21 @@ seccomp profile and --security-opt, --privileged, --cap-add ALL, --pid, --device
 the socket's group (the second half of this file)."""
 from __future__ import annotations
 
+import grp
 import json
 import os
+import shutil
+import socket
+import ssl
+import stat
+import subprocess
+import sys
 
 import docker
+import docker.tls
 import pytest
 
-from tests.integration.conftest import docker_cli, needs_docker_cli
+from tests.integration.conftest import CLI, DOCKER_BIN, ROOT, docker_cli, needs_docker_cli, remove_all_containers
 
 
 def run(client, cmd: str, **kwargs) -> str:
@@ -146,3 +154,153 @@ def test_device_is_created_and_allowed_in_the_cgroup(docker_client, busybox):
         c.start()
     assert 'error gathering device information while adding custom device "/dev/no-such-device"' in err.value.explanation
     c.remove()
+
+
+# ------------------------------------------------------------------------------------------ TLS and -G
+
+def _openssl(*args: str, cwd: str) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_certs(directory: str) -> dict[str, str]:
+    """A throwaway CA, a server certificate for 127.0.0.1, a client certificate, and a client
+    certificate from another CA; EC keys, so it takes milliseconds."""
+    os.makedirs(directory, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for ca in ("ca", "rogue-ca"):
+        _openssl("req", "-x509", *ec, "-keyout", f"{ca}-key.pem", "-out", f"{ca}.pem", "-days", "1",
+                 "-subj", f"/CN=berth-test-{ca}", cwd=directory)
+    for name, ca, ext in (("server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth"),
+                          ("client", "ca", "extendedKeyUsage=clientAuth"),
+                          ("rogue", "rogue-ca", "extendedKeyUsage=clientAuth")):
+        with open(os.path.join(directory, f"{name}.ext"), "w") as fh:
+            fh.write(ext + "\n")
+        _openssl("req", *ec, "-keyout", f"{name}-key.pem", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=directory)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}-key.pem",
+                 "-CAcreateserial", "-out", f"{name}-cert.pem", "-days", "1", "-extfile", f"{name}.ext", cwd=directory)
+    return {k: os.path.join(directory, f) for k, f in (
+        ("ca", "ca.pem"), ("server_cert", "server-cert.pem"), ("server_key", "server-key.pem"),
+        ("client_cert", "client-cert.pem"), ("client_key", "client-key.pem"),
+        ("rogue_cert", "rogue-cert.pem"), ("rogue_key", "rogue-key.pem"))}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def tls_daemon(make_daemon, workdir, busybox_tar):
+    """A daemon on its Unix socket plus tcp://127.0.0.1:<port> with --tlsverify; busybox imported."""
+    certs = make_certs(os.path.join(workdir, "certs"))
+    d = make_daemon()
+    port = free_port()
+    tcp = f"tcp://127.0.0.1:{port}"
+    d.start("--tlsverify", "--tlscacert", certs["ca"], "--tlscert", certs["server_cert"],
+            "--tlskey", certs["server_key"], hosts=[d.host, tcp])
+    d.cli("import", busybox_tar, "busybox:latest", check=True)
+    yield d, tcp, port, certs
+    remove_all_containers(d)
+    d.stop()
+
+
+def cli_env(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "BERTH_"))}
+    env.update(extra)
+    return env
+
+
+def test_mutual_tls_with_our_cli_docker_py_and_the_docker_binary(tls_daemon, workdir, monkeypatch):
+    d, tcp, port, certs = tls_daemon
+    flags = ["--tlsverify", "--tlscacert", certs["ca"], "--tlscert", certs["client_cert"], "--tlskey", certs["client_key"]]
+    r = subprocess.run([sys.executable, CLI, "-H", tcp, *flags, "run", "--rm", "busybox", "echo", "over-tls"],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT, env=cli_env())
+    assert r.returncode == 0 and r.stdout == "over-tls\n", r.stderr
+    # DOCKER_CERT_PATH with ca.pem, cert.pem, key.pem, and BERTH_TLS_VERIFY instead of the flag
+    cert_dir = os.path.join(workdir, "cert-path")
+    os.makedirs(cert_dir)
+    for src, dst in (("ca", "ca.pem"), ("client_cert", "cert.pem"), ("client_key", "key.pem")):
+        shutil.copy(certs[src], os.path.join(cert_dir, dst))
+    r = subprocess.run([sys.executable, CLI, "-H", tcp, "ps", "-a"], capture_output=True, text=True, timeout=30,
+                       cwd=ROOT, env=cli_env(DOCKER_CERT_PATH=cert_dir, BERTH_TLS_VERIFY="1"))
+    assert r.returncode == 0 and r.stdout.startswith("CONTAINER ID"), r.stderr
+
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):    # requests would prefer these to the CA given
+        monkeypatch.delenv(name, raising=False)
+    tls = docker.tls.TLSConfig(client_cert=(certs["client_cert"], certs["client_key"]), ca_cert=certs["ca"], verify=True)
+    client = docker.DockerClient(base_url=f"https://127.0.0.1:{port}", tls=tls, version="1.45", timeout=30)
+    try:
+        assert client.ping()
+        assert client.containers.run("busybox", ["echo", "py-tls"], remove=True) == b"py-tls\n"
+    finally:
+        client.close()
+
+    if DOCKER_BIN:
+        r = subprocess.run([DOCKER_BIN, "-H", tcp, *flags, "run", "--rm", "busybox", "echo", "docker-tls"],
+                           capture_output=True, text=True, timeout=60,
+                           env=cli_env(DOCKER_CONFIG=os.path.join(workdir, "docker-config")))
+        assert r.returncode == 0 and r.stdout == "docker-tls\n", r.stderr
+
+
+def test_tls_refuses_clients_without_a_good_certificate_and_plain_http(tls_daemon):
+    d, tcp, port, certs = tls_daemon
+    # no client certificate
+    r = subprocess.run([sys.executable, CLI, "-H", tcp, "--tlsverify", "--tlscacert", certs["ca"], "version"],
+                       capture_output=True, text=True, timeout=30, cwd=ROOT,
+                       env=cli_env(DOCKER_CERT_PATH=os.path.dirname(certs["ca"]) + "/none"))
+    assert r.returncode == 1 and "Cannot connect to the berth daemon" in r.stderr
+    # a certificate from another CA
+    ctx = ssl.create_default_context(cafile=certs["ca"])
+    ctx.load_cert_chain(certs["rogue_cert"], certs["rogue_key"])
+    for context in (ctx, ssl.create_default_context(cafile=certs["ca"])):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                with context.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                    s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                    if not s.recv(100):        # TLS 1.3: the refusal comes as an alert after the handshake
+                        raise ConnectionError("closed")
+    # plain HTTP on the TLS port never reaches the API
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        try:
+            answer = s.recv(200)
+        except ConnectionResetError:
+            answer = b""
+    assert not answer.startswith(b"HTTP/1.1 200") and b"OK" not in answer
+    # and the Unix socket stays plain
+    assert d.cli("version", check=True).returncode == 0
+
+
+def test_plain_tcp_warns_on_loopback_and_is_refused_elsewhere(make_daemon):
+    d = make_daemon()
+    tcp = f"tcp://127.0.0.1:{free_port()}"
+    d.start(hosts=[d.host, tcp])
+    assert "Binding to IP address without --tlsverify is insecure" in d.log()
+    assert d.cli("version", host=tcp).returncode == 0
+    d.stop()
+    refused = make_daemon(subdir="remote")
+    refused.start(hosts=[refused.host, f"tcp://0.0.0.0:{free_port()}"], wait=False)
+    assert refused.proc.wait(30) == 1
+    assert "refusing to serve the API on tcp://0.0.0.0" in refused.log() and "--tls=false" in refused.log()
+    assert not os.path.exists(refused.sock)
+
+
+def test_socket_group(make_daemon):
+    d = make_daemon(subdir="named")
+    d.start("-G", "adm")
+    assert os.stat(d.sock).st_gid == grp.getgrnam("adm").gr_gid and stat.S_IMODE(os.stat(d.sock).st_mode) == 0o660
+    d.stop()
+    d = make_daemon(subdir="number")
+    d.start("--group", "4242")
+    assert os.stat(d.sock).st_gid == 4242
+    d.stop()
+    d = make_daemon(subdir="default")      # dockerd's default group `docker` does not exist here: root, warned
+    d.start()
+    if not any(g.gr_name == "docker" for g in grp.getgrall()):
+        assert os.stat(d.sock).st_gid == os.getgid()
+        assert "could not change group" in d.log() and "group docker not found" in d.log()
+    d.stop()
+    d = make_daemon(subdir="missing")
+    d.start("-G", "no-such-group-here", wait=False)
+    assert d.proc.wait(30) == 1 and "group no-such-group-here not found" in d.log()
