@@ -131,6 +131,10 @@ def _client_gone(sock) -> bool:
     """True when the client closed its end (readable with nothing to read)."""
     if sock is None:
         return False
+    if getattr(sock, "context", None) is not None:     # TLS: records cannot be peeked at; a close shows as RDHUP
+        poller = select.poll()
+        poller.register(sock, select.POLLHUP | select.POLLRDHUP)
+        return bool(poller.poll(0))
     try:
         readable, _, _ = select.select([sock], [], [], 0)
         return bool(readable) and sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""

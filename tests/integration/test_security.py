@@ -12,6 +12,7 @@ import ssl
 import stat
 import subprocess
 import sys
+import time
 
 import docker
 import docker.tls
@@ -217,6 +218,19 @@ def test_mutual_tls_with_our_cli_docker_py_and_the_docker_binary(tls_daemon, wor
     r = subprocess.run([sys.executable, CLI, "-H", tcp, *flags, "run", "--rm", "busybox", "echo", "over-tls"],
                        capture_output=True, text=True, timeout=60, cwd=ROOT, env=cli_env())
     assert r.returncode == 0 and r.stdout == "over-tls\n", r.stderr
+    # a stream that idles: the daemon checks once a second whether its TLS client is still there
+    events = subprocess.Popen([sys.executable, CLI, "-H", tcp, *flags, "events"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT, env=cli_env())
+    try:
+        time.sleep(2.5)
+        d.cli("create", "--name", "seen-over-tls", "busybox", "true", check=True)
+        line = events.stdout.readline()
+    finally:
+        events.kill()
+        events.communicate()
+    assert "container create" in line and "seen-over-tls" in line
+    time.sleep(1.5)                          # the stream notices its client left: cleanly, no traceback
+    assert "Traceback" not in d.log(), d.log()
     # DOCKER_CERT_PATH with ca.pem, cert.pem, key.pem, and BERTH_TLS_VERIFY instead of the flag
     cert_dir = os.path.join(workdir, "cert-path")
     os.makedirs(cert_dir)
