@@ -103,7 +103,7 @@ def info():
                   "Error": "", "RemoteManagers": None},
         "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
         "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
-        "SecurityOptions": [], "CDISpecDirs": [], "Warnings": [],
+        "SecurityOptions": ["name=seccomp,profile=builtin"], "CDISpecDirs": [], "Warnings": [],
     })
 
 

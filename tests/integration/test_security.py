@@ -37,6 +37,7 @@ def daemon_cap_eff() -> str:
 # ------------------------------------------------------------------------------------------ seccomp
 
 def test_default_seccomp_profile_blocks_unshare_and_a_normal_container_works(docker_client, busybox):
+    assert docker_client.info()["SecurityOptions"] == ["name=seccomp,profile=builtin"]     # as dockerd reports it
     assert status_field(docker_client, "Seccomp") == "2"
     with pytest.raises(docker.errors.ContainerError) as err:
         run(docker_client, "unshare -U -r -m true")
