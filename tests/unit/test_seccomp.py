@@ -52,6 +52,9 @@ def test_arch_and_kernel_conditions():
     assert "ptrace" not in old_kernel           # minKernel 4.8
     assert "ptrace" in allowed(render(default_profile(), DEFAULT_CAPS, arch="amd64", kernel=(4, 8)))
     assert kernel_version("3.12.25-gentoo") == (3, 12) and kernel_version("6.18-rc1") == (6, 18)
+    # a kernel without the x32 ABI: x32 is not compiled into the filter (it admits nothing there)
+    no_x32 = render(default_profile(), DEFAULT_CAPS, arch="amd64", kernel=(6, 1), skip_x32=True)
+    assert no_x32["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]
 
 
 def test_custom_profiles_and_their_errors():
