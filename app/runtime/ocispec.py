@@ -11,8 +11,8 @@ import resource
 from app.errors import InvalidParameter
 from app.runtime.host.seccomp import seccomp_for
 from app.runtime.security import DEFAULT_CAPS  # noqa: F401  (Docker's default set, re-exported)
-from app.runtime.security import (container_caps, device_mappings, devices_from_path, host_devices, parse_security_opt,
-                                  pid_mode)
+from app.runtime.security import (container_caps, device_cgroup_rules, device_mappings, devices_from_path, host_devices,
+                                  parse_security_opt, pid_mode)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -230,7 +230,8 @@ def command_of(image_config: dict, config: dict) -> list[str]:
 
 def _device_section(host_config: dict) -> tuple[list[dict], list[dict]]:
     """linux.devices and the cgroup device rules: Docker's allow-list (runc adds its own defaults),
-    the --device nodes, and with --privileged every host device and every access (moby's WithDevices)."""
+    the --device nodes and --device-cgroup-rule, and with --privileged every host device and every
+    access (moby's WithDevices)."""
     devices: list[dict] = []
     rules: list[dict] = [{"allow": False, "access": "rwm"}]
     privileged = bool(host_config.get("Privileged"))
@@ -244,6 +245,8 @@ def _device_section(host_config: dict) -> tuple[list[dict], list[dict]]:
         devices += found
         if not privileged:
             rules += allowed
+    if not privileged:
+        rules += device_cgroup_rules(host_config)
     return devices, rules
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 
@@ -220,6 +221,22 @@ def devices_from_path(host: str, inside: str, perms: str) -> tuple[list[dict], l
     return devices, rules
 
 
+_CGROUP_RULE = re.compile(r"([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})")
+
+
+def device_cgroup_rules(host_config: dict) -> list[dict]:
+    """HostConfig.DeviceCgroupRules (`--device-cgroup-rule 'c 1:3 rwm'`) as allow rules, `*` = any (-1)."""
+    out = []
+    for text in host_config.get("DeviceCgroupRules") or []:
+        match = _CGROUP_RULE.fullmatch(str(text))
+        if not match:
+            raise InvalidParameter(f"invalid device cgroup rule format: '{text}'")
+        kind, major, minor, access = match.groups()
+        out.append({"allow": True, "type": kind, "major": -1 if major == "*" else int(major),
+                    "minor": -1 if minor == "*" else int(minor), "access": access})
+    return out
+
+
 _HOST_DEV_SKIP_DIRS = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"}
 
 
@@ -246,3 +263,4 @@ def validate_host_config(host_config: dict) -> None:
         render(parse_profile(opts.seccomp), container_caps(host_config))
     pid_mode(host_config)
     device_mappings(host_config)
+    device_cgroup_rules(host_config)

@@ -319,3 +319,12 @@ def test_socket_group(make_daemon):
     d = make_daemon(subdir="missing")
     d.start("-G", "no-such-group-here", wait=False)
     assert d.proc.wait(30) == 1 and "group no-such-group-here not found" in d.log()
+
+
+def test_device_cgroup_rule_allows_a_node_made_inside(docker_client, busybox):
+    cmd = "mknod /dev/l0 b 7 0 && (cat /dev/l0 && echo readable) 2>&1; true"
+    assert "Operation not permitted" in run(docker_client, cmd)
+    assert run(docker_client, cmd, device_cgroup_rules=["b 7:* rwm"]) == "readable\n"
+    with pytest.raises(docker.errors.APIError) as err:
+        docker_client.containers.create("busybox", ["true"], device_cgroup_rules=["x 1:2 rwm"])
+    assert err.value.status_code == 400 and "invalid device cgroup rule format: 'x 1:2 rwm'" in err.value.explanation

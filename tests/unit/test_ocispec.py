@@ -151,6 +151,9 @@ def test_devices_and_pid_modes(rootfs):
         _spec(rootfs, {"Devices": [{"PathOnHost": "/nope", "PathInContainer": "/dev/x", "CgroupPermissions": "rwm"}]})
     with pytest.raises(InvalidParameter, match="invalid device mode: rwx"):
         _spec(rootfs, {"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/x", "CgroupPermissions": "rwx"}]})
+    rules = _spec(rootfs, {"DeviceCgroupRules": ["c 1:* rw", "a *:* m"]})["linux"]["resources"]["devices"]
+    assert rules[1:] == [{"allow": True, "type": "c", "major": 1, "minor": -1, "access": "rw"},
+                         {"allow": True, "type": "a", "major": -1, "minor": -1, "access": "m"}]
     assert "pid" not in {n["type"] for n in _spec(rootfs, {"PidMode": "host"})["linux"]["namespaces"]}
     joined = _spec(rootfs, {"PidMode": "container:abc"}, pid_ns_path="/proc/42/ns/pid")
     assert {"type": "pid", "path": "/proc/42/ns/pid"} in joined["linux"]["namespaces"]
