@@ -330,7 +330,7 @@ class Client:
         self.host = host
         if host.startswith("unix://"):
             self._conn = Connection(host[len("unix://"):], timeout)
-        elif host.startswith("tcp://") or host.startswith("http://") or host.startswith("https://"):
+        elif host.startswith("tcp://") or host.startswith("http://"):
             parts = urlsplit(host.replace("tcp://", "http://", 1))
             default_port = 2376 if ssl_context is not None else 2375
             self._conn = Connection((parts.hostname, parts.port or default_port), timeout, ssl_context)

@@ -185,6 +185,8 @@ def device_mappings(host_config: dict) -> list[tuple[str, str, str]]:
     """HostConfig.Devices as (path on host, path in container, cgroup permissions), checked."""
     out = []
     for item in host_config.get("Devices") or []:
+        if not isinstance(item, dict):
+            raise InvalidParameter(f"invalid device specification: {item}")
         host = str(item.get("PathOnHost") or "")
         inside = str(item.get("PathInContainer") or "") or host
         perms = str(item.get("CgroupPermissions") or "") or "rwm"
