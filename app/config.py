@@ -22,6 +22,8 @@ class Config:
     tlscacert: str | None = None  # None: ca.pem/cert.pem/key.pem in $DOCKER_CERT_PATH or ~/.docker
     tlscert: str | None = None
     tlskey: str | None = None
+    seccomp_profile: str | None = None  # --seccomp-profile: None/"builtin", "unconfined", or a profile's JSON
+    no_new_privileges: bool = False    # --no-new-privileges: the default of every container
 
     @classmethod
     def from_env(cls) -> "Config":

@@ -59,6 +59,14 @@ def version():
     return jsonify(version_info())
 
 
+def _security_options(config) -> list[str]:
+    """As dockerd lists them: the seccomp profile containers get by default, no-new-privileges."""
+    profile = config.seccomp_profile
+    options = [] if profile == "unconfined" else [
+        "name=seccomp,profile=" + ("builtin" if profile in (None, "builtin") else "custom")]
+    return options + (["name=no-new-privileges"] if config.no_new_privileges else [])
+
+
 @bp.get("/info")
 def info():
     engine = current_engine()
@@ -103,7 +111,7 @@ def info():
                   "Error": "", "RemoteManagers": None},
         "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
         "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
-        "SecurityOptions": ["name=seccomp,profile=builtin"], "CDISpecDirs": [], "Warnings": [],
+        "SecurityOptions": _security_options(engine.config), "CDISpecDirs": [], "Warnings": [],
     })
 
 

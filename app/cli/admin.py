@@ -28,6 +28,9 @@ def register(sub) -> None:
                                        "$DOCKER_CERT_PATH or ~/.docker)")
     d.add_argument("--tlscert", help="the daemon's TLS certificate (default cert.pem there)")
     d.add_argument("--tlskey", help="the daemon's TLS key (default key.pem there)")
+    d.add_argument("--seccomp-profile", metavar="PATH",
+                   help="default seccomp profile of containers: a JSON file, 'unconfined' or 'builtin' (Docker's)")
+    d.add_argument("--no-new-privileges", action="store_true", help="set no-new-privileges for new containers")
     d.set_defaults(func=cmd_daemon, needs_client=False)
 
     a = sub.add_parser("admin", help="offline maintenance of a data root (daemon stopped)")
@@ -50,10 +53,22 @@ def cmd_daemon(args) -> int:
     except ValueError as err:
         print(f"berth daemon: --tls/--tlsverify: {err}", file=sys.stderr)
         return 1
+    profile = args.seccomp_profile
+    if profile not in (None, "", "builtin", "unconfined"):
+        from app.errors import InvalidParameter
+        from app.runtime.host.seccomp import parse_profile, render
+        try:
+            with open(profile) as fh:
+                profile = fh.read()
+            render(parse_profile(profile), [])
+        except (OSError, InvalidParameter) as err:
+            print(f"berth daemon: opening seccomp profile ({args.seccomp_profile}) failed: {err}", file=sys.stderr)
+            return 1
     config = Config(data_root=args.data_root, hosts=args.daemon_hosts or [DEFAULT_HOST], pidfile=args.pidfile,
                     runtime=args.runtime, threads=args.threads, debug=args.debug,
                     cgroup_parent=args.cgroup_parent, socket_group=args.group, tls=tls, tlsverify=tlsverify,
-                    tlscacert=args.tlscacert, tlscert=args.tlscert, tlskey=args.tlskey)
+                    tlscacert=args.tlscacert, tlscert=args.tlscert, tlskey=args.tlskey,
+                    seccomp_profile=profile or None, no_new_privileges=args.no_new_privileges)
     return run(config)
 
 

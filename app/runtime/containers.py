@@ -269,7 +269,8 @@ class Containers:
             spec = build_spec(rootfs=rootfs, container_id=cid, image_config=image_cfg, config=config,
                               host_config=host_config, hostname=hostname,
                               cgroups_path=f"/{self.cgroup_parent}/{cid}", netns_path=None, etc_files=etc,
-                              pid_ns_path=pid_ns)
+                              pid_ns_path=pid_ns, daemon_seccomp=self.engine.config.seccomp_profile,
+                              daemon_no_new_privileges=self.engine.config.no_new_privileges)
             with open(os.path.join(bundle, "config.json"), "w") as fh:
                 fh.write(json.dumps(spec))      # dumps uses the C encoder; dump() iterates in Python
             self.monitor.cleanup(cid, bundle)     # an exit file of a previous run

@@ -252,9 +252,11 @@ def _device_section(host_config: dict) -> tuple[list[dict], list[dict]]:
 
 def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: dict, host_config: dict,
                hostname: str, cgroups_path: str, netns_path: str | None, etc_files: dict[str, str],
-               pid_ns_path: str | None = None) -> dict:
+               pid_ns_path: str | None = None, daemon_seccomp: str | None = None,
+               daemon_no_new_privileges: bool = False) -> dict:
     """runc's config.json. `etc_files` maps /etc/hostname, /etc/hosts, /etc/resolv.conf to host files;
-    `pid_ns_path` is the pid namespace to join for PidMode container:<id>."""
+    `pid_ns_path` is the pid namespace to join for PidMode container:<id>; `daemon_seccomp` and
+    `daemon_no_new_privileges` are the daemon's defaults, which a container's --security-opt overrides."""
     user = config.get("User") or image_config.get("User") or ""
     uid, gid, extra_gids = resolve_user(rootfs, user)
     extra_gids = sorted(set(extra_gids) | set(group_add_gids(rootfs, host_config.get("GroupAdd") or [])))
@@ -285,7 +287,10 @@ def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: di
         process_extra["consoleSize"] = {"height": int(console[0]), "width": int(console[1])}
     devices, device_rules = _device_section(host_config)
     linux_extra = {}
-    seccomp = seccomp_for(security.seccomp, caps, privileged)
+    if security.seccomp:
+        seccomp = seccomp_for(security.seccomp, caps, privileged)
+    else:                                         # moby: privileged runs unconfined unless it names a profile
+        seccomp = None if privileged else seccomp_for(daemon_seccomp, caps, False)
     if seccomp is not None:
         linux_extra["seccomp"] = seccomp
     if devices:
@@ -301,7 +306,8 @@ def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: di
             "cwd": config.get("WorkingDir") or image_config.get("WorkingDir") or "/",
             "capabilities": {k: list(caps) for k in ("bounding", "effective", "permitted")},
             "rlimits": clamped_rlimits(host_config.get("Ulimits")),
-            "noNewPrivileges": security.no_new_privileges,
+            "noNewPrivileges": (daemon_no_new_privileges if security.no_new_privileges is None
+                                else security.no_new_privileges),
         },
         "root": {"path": rootfs, "readonly": bool(host_config.get("ReadonlyRootfs"))},
         "hostname": hostname,

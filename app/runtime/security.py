@@ -84,7 +84,7 @@ def container_caps(host_config: dict) -> list[str]:
 
 @dataclass
 class SecurityOptions:
-    no_new_privileges: bool = False
+    no_new_privileges: bool | None = None  # None: the daemon's --no-new-privileges decides
     seccomp: str | None = None            # None: the default; "unconfined"; "builtin"; or a profile's JSON
     writable_cgroups: bool | None = None
     labels: list[str] = field(default_factory=list)

@@ -45,6 +45,29 @@ def test_default_seccomp_profile_blocks_unshare_and_a_normal_container_works(doc
     assert run(docker_client, "echo ok; ls / >/dev/null; ping -c1 -W1 127.0.0.1 >/dev/null; echo done") == "ok\ndone\n"
 
 
+def test_daemon_defaults_seccomp_profile_and_no_new_privileges(make_daemon, busybox_tar, workdir):
+    path = os.path.join(workdir, "daemon-profile.json")
+    with open(path, "w") as fh:
+        json.dump({"defaultAction": "SCMP_ACT_ALLOW",
+                   "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}, fh)
+    d = make_daemon().start("--seccomp-profile", path, "--no-new-privileges")
+    try:
+        d.cli("import", busybox_tar, "busybox:latest", check=True)
+        client = docker.DockerClient(base_url=d.host, version="1.45", timeout=30)
+        assert client.info()["SecurityOptions"] == ["name=seccomp,profile=custom", "name=no-new-privileges"]
+        assert run(client, "grep NoNewPrivs /proc/self/status; mkdir /x 2>&1 || true").split("\n")[:2] == [
+            "NoNewPrivs:\t1", "mkdir: can't create directory '/x': Operation not permitted"]
+        # a container's own options win
+        assert run(client, "grep NoNewPrivs /proc/self/status; mkdir /x && echo made",
+                   security_opt=["no-new-privileges=false", "seccomp=builtin"]) == "NoNewPrivs:\t0\nmade\n"
+        client.close()
+    finally:
+        remove_all_containers(d)
+        d.stop()
+    bad = make_daemon(subdir="bad").start("--seccomp-profile", os.path.join(workdir, "none.json"), wait=False)
+    assert bad.proc.wait(30) == 1 and "opening seccomp profile" in bad.log()
+
+
 def test_seccomp_unconfined_and_no_new_privileges(docker_client, busybox):
     assert status_field(docker_client, "Seccomp", security_opt=["seccomp=unconfined"]) == "0"
     assert run(docker_client, "unshare -U -r -m true && echo inside", security_opt=["seccomp=unconfined"]) == "inside\n"
