@@ -32,8 +32,9 @@ from app.version import VERSION
 SERVER_NAME = f"berth/{VERSION} (linux)"
 SD_LISTEN_FDS_START = 3
 DEFAULT_SOCKET_GROUP = "docker"   # dockerd's -G default
-log = logging.getLogger("berth")
 LARGE_WRITE = 64 * 1024
+
+log = logging.getLogger("berth")
 
 
 class ListenError(Exception):

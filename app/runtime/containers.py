@@ -28,9 +28,9 @@ from app.runtime.attach import AttachHub, Subscription
 from app.runtime.configkeys import CONFIG_KEYS, HOST_CONFIG_KEYS, canonical_keys
 from app.runtime.monitor import Monitor
 from app.runtime.ocispec import build_spec, command_of, resources_from, write_etc_files
-from app.runtime.security import pid_mode, validate_host_config
 from app.runtime.overlay import mount_rootfs, unmount_rootfs
 from app.runtime.runc import Runc, RuncError, parse_signal
+from app.runtime.security import pid_mode, validate_host_config
 
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _ADJECTIVES = ["brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry", "quiet", "sharp",
