@@ -128,3 +128,10 @@ def test_pid_modes():
     for bad in ("container:", "hostx", "container"):
         with pytest.raises(InvalidParameter, match=f"invalid PID mode: {bad}"):
             pid_mode({"PidMode": bad})
+
+
+def test_a_kernel_without_seccomp(monkeypatch):
+    monkeypatch.setattr("app.runtime.host.seccomp.kernel_has_seccomp", lambda: False)
+    assert seccomp_for(None, DEFAULT_CAPS, privileged=False) is None
+    with pytest.raises(InvalidParameter, match="seccomp is not enabled in your kernel"):
+        seccomp_for('{"defaultAction": "SCMP_ACT_ALLOW"}', DEFAULT_CAPS, privileged=False)

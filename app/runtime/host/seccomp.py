@@ -16,10 +16,13 @@ from __future__ import annotations
 import errno
 import functools
 import json
+import logging
 import os
 import re
 
 from app.errors import InvalidParameter
+
+log = logging.getLogger("berth")
 
 DEFAULT_PROFILE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seccomp_default.json")
 
@@ -43,6 +46,16 @@ _DOCKER_ONLY_RULE_KEYS = ("name", "comment", "includes", "excludes")
 def host_arch() -> str:
     machine = os.uname().machine
     return _MACHINE_TO_NATIVE.get(machine, machine)
+
+
+@functools.lru_cache(maxsize=1)
+def kernel_has_seccomp() -> bool:
+    """The kernel filters system calls (CONFIG_SECCOMP_FILTER): /proc/self/status has a Seccomp line."""
+    try:
+        with open("/proc/self/status") as fh:
+            return any(line.startswith("Seccomp:") for line in fh)
+    except OSError:
+        return False
 
 
 @functools.lru_cache(maxsize=1)
@@ -150,6 +163,11 @@ def seccomp_for(profile_option: str | None, caps, privileged: bool) -> dict | No
     unless a profile was given; a given profile (JSON text) or `builtin` or nothing → that profile
     or Docker's default, rendered for the container's capabilities."""
     if profile_option == "unconfined":
+        return None
+    if not kernel_has_seccomp():                  # moby: the default is dropped with a warning, a profile refused
+        if profile_option not in (None, "", "builtin"):
+            raise InvalidParameter("seccomp is not enabled in your kernel, cannot run a custom seccomp profile")
+        log.warning("seccomp is not enabled in your kernel, running container without default profile")
         return None
     if profile_option == "builtin":
         return render(default_profile(), caps)
