@@ -16,6 +16,14 @@ class Config:
     cgroup_parent: str = "berth"  # containers' cgroups go under /<parent>/<id>
     threads: int = 64          # bounded worker pool per listener
     debug: bool = False
+    socket_group: str = "docker"  # -G: group of the unix:// sockets (dockerd's default; may be missing)
+    tls: bool | None = None       # --tls / --tls=false (None: not given)
+    tlsverify: bool | None = None  # --tlsverify[=bool] (None: not given)
+    tlscacert: str | None = None  # None: ca.pem/cert.pem/key.pem in $DOCKER_CERT_PATH or ~/.docker
+    tlscert: str | None = None
+    tlskey: str | None = None
+    seccomp_profile: str | None = None  # --seccomp-profile: None/"builtin", "unconfined", or a profile's JSON
+    no_new_privileges: bool = False    # --no-new-privileges: the default of every container
 
     @classmethod
     def from_env(cls) -> "Config":

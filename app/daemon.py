@@ -15,6 +15,7 @@ import threading
 from app.config import Config
 from app.engine import DataRootBusy, Engine
 from app.server import BerthServer, ListenError, close_listeners, open_listeners
+from app.tls import TLSConfigError
 
 log = logging.getLogger("berth")
 
@@ -50,6 +51,22 @@ def become_subreaper() -> bool:
         return False
 
 
+def _tls_context(config: Config):
+    """The TLS context of tcp:// listeners (None: plain), after the refusal rules and loud warnings
+    for plain TCP (app/tls.py)."""
+    if not any(h.startswith(("tcp://", "fd://")) for h in config.hosts):
+        return None
+    from app.tls import CA_FILE, CERT_FILE, KEY_FILE, daemon_context, default_cert_path
+    base = default_cert_path()
+    context, warnings = daemon_context(
+        tls=config.tls, tlsverify=config.tlsverify, hosts=config.hosts,
+        cacert=config.tlscacert or os.path.join(base, CA_FILE), cert=config.tlscert or os.path.join(base, CERT_FILE),
+        key=config.tlskey or os.path.join(base, KEY_FILE))
+    for text in warnings:
+        log.warning("%s", text)
+    return context
+
+
 def run(config: Config) -> int:
     logging.basicConfig(level=logging.DEBUG if config.debug else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -74,8 +91,9 @@ def run(config: Config) -> int:
         log.info("berth daemon stopped before it served")
         return 0
     try:
-        listeners = open_listeners(config.hosts)
-    except (ListenError, OSError) as err:
+        ssl_context = _tls_context(config)
+        listeners = open_listeners(config.hosts, ssl_context=ssl_context, socket_group=config.socket_group)
+    except (ListenError, TLSConfigError, OSError) as err:
         engine.close()
         print(f"berth daemon: {err}", file=sys.stderr)
         return 1

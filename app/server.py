@@ -14,20 +14,27 @@ gives them to cheroot. Two things are added to cheroot's WSGI gateway:
 """
 from __future__ import annotations
 
+import grp
+import logging
 import os
 import socket
+import ssl
 import stat
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from cheroot import connections, wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from app.version import VERSION
 
 SERVER_NAME = f"berth/{VERSION} (linux)"
 SD_LISTEN_FDS_START = 3
+DEFAULT_SOCKET_GROUP = "docker"   # dockerd's -G default
 LARGE_WRITE = 64 * 1024
+
+log = logging.getLogger("berth")
 
 
 class ListenError(Exception):
@@ -39,6 +46,7 @@ class Listener:
     url: str
     sock: socket.socket
     unix_path: str | None = None  # removed again at shutdown
+    ssl_context: ssl.SSLContext | None = None   # accepted connections are wrapped server-side (tcp://, fd://)
 
 
 def parse_host(url: str) -> tuple[str, str]:
@@ -58,7 +66,25 @@ def parse_host(url: str) -> tuple[str, str]:
     raise ListenError(f"invalid daemon address {url!r}: use unix://PATH, tcp://HOST:PORT or fd://")
 
 
-def _bind_unix(path: str) -> socket.socket:
+def socket_gid(group: str, path: str) -> int | None:
+    """-G/--group as dockerd resolves it: a group name or number; the default group `docker` may be
+    missing (the socket then stays root's group, with a warning), a group the user named may not."""
+    if not group:
+        return None
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        pass
+    if group.isdigit():
+        return int(group)
+    if group != DEFAULT_SOCKET_GROUP:
+        raise ListenError(f"group {group} not found")
+    log.warning("could not change group %s to %s: group %s not found", path, group, group)
+    return None
+
+
+def _bind_unix(path: str, group: str = "") -> socket.socket:
+    gid = socket_gid(group, path)
     if os.path.exists(path):
         if not stat.S_ISSOCK(os.stat(path).st_mode):
             raise ListenError(f"cannot listen on {path}: the path exists and is not a socket")
@@ -78,6 +104,8 @@ def _bind_unix(path: str) -> socket.socket:
         sock.bind(path)
     finally:
         os.umask(old)
+    if gid is not None:
+        os.chown(path, -1, gid)
     os.chmod(path, 0o660)
     return sock
 
@@ -110,18 +138,20 @@ def _activated_sockets(which: str) -> list[socket.socket]:
     return [socket.socket(fileno=fd) for fd in fds]
 
 
-def open_listeners(hosts: list[str]) -> list[Listener]:
-    """Bind every -H address; on any failure close what was bound and raise ListenError."""
+def open_listeners(hosts: list[str], ssl_context: ssl.SSLContext | None = None,
+                   socket_group: str = "") -> list[Listener]:
+    """Bind every -H address; on any failure close what was bound and raise ListenError. TLS applies to
+    tcp:// and fd:// (as in dockerd), the group to unix:// sockets."""
     listeners: list[Listener] = []
     try:
         for url in hosts:
             scheme, address = parse_host(url)
             if scheme == "unix":
-                listeners.append(Listener(url, _bind_unix(address), unix_path=address))
+                listeners.append(Listener(url, _bind_unix(address, socket_group), unix_path=address))
             elif scheme == "tcp":
-                listeners.append(Listener(url, _bind_tcp(address)))
+                listeners.append(Listener(url, _bind_tcp(address), ssl_context=ssl_context))
             else:
-                listeners.extend(Listener(url, s) for s in _activated_sockets(address))
+                listeners.extend(Listener(url, s, ssl_context=ssl_context) for s in _activated_sockets(address))
     except BaseException:
         close_listeners(listeners)
         raise
@@ -282,6 +312,17 @@ class BerthGateway(wsgi.Gateway_10):
         return req.conn.socket, req.conn.rfile
 
 
+class ContextSSLAdapter(BuiltinSSLAdapter):
+    """cheroot's builtin adapter on a context berth built (app/tls.py) instead of one from file names.
+    cheroot wraps each accepted socket with it; the handshake is bounded by the server's timeout."""
+
+    def __init__(self, context: ssl.SSLContext):  # noqa: super().__init__ would load files itself
+        self.context = context
+        self.certificate = self.private_key = self.certificate_chain = self.ciphers = None
+        self.private_key_password = None
+        self._server_env = {}
+
+
 class BerthServer(wsgi.Server):
     """A cheroot server on a socket berth has already bound."""
 
@@ -295,6 +336,8 @@ class BerthServer(wsgi.Server):
                          request_queue_size=socket.SOMAXCONN, shutdown_timeout=10)
         self.gateway = BerthGateway  # cheroot's __init__ sets its own gateway on the instance
         self.listener = listener
+        if listener.ssl_context is not None:
+            self.ssl_adapter = ContextSSLAdapter(listener.ssl_context)
 
     def prepare(self):
         # cheroot's own prepare() would bind (and chmod a Unix socket 0777); ours only listens.

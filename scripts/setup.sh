@@ -2,12 +2,13 @@
 # Installs everything berth needs on a Debian 12 machine, as root. Safe to run again: it installs only
 # what is missing. `--dev` adds the test tools (pytest, docker-py).
 #   system: runc (execution driver), conmon (per-container monitor), procps (docker top), busybox-static (offline test
-#           images), iptables (published ports), iproute2, skopeo (image archive interop tests)
+#           images), iptables (published ports), iproute2, skopeo (image archive interop tests), openssl
+#           (throwaway certificates in the TLS tests)
 #   python: a virtualenv in .venv with requirements.txt (and requirements-dev.txt with --dev)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv runc conmon busybox-static iptables iproute2 skopeo procps ca-certificates)
+APT_PACKAGES=(python3 python3-venv runc conmon busybox-static iptables iproute2 skopeo procps ca-certificates openssl)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

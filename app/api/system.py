@@ -59,6 +59,14 @@ def version():
     return jsonify(version_info())
 
 
+def _security_options(config) -> list[str]:
+    """As dockerd lists them: the seccomp profile containers get by default, no-new-privileges."""
+    profile = config.seccomp_profile
+    options = [] if profile == "unconfined" else [
+        "name=seccomp,profile=" + ("builtin" if profile in (None, "builtin") else "custom")]
+    return options + (["name=no-new-privileges"] if config.no_new_privileges else [])
+
+
 @bp.get("/info")
 def info():
     engine = current_engine()
@@ -103,7 +111,7 @@ def info():
                   "Error": "", "RemoteManagers": None},
         "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
         "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
-        "SecurityOptions": [], "CDISpecDirs": [], "Warnings": [],
+        "SecurityOptions": _security_options(engine.config), "CDISpecDirs": [], "Warnings": [],
     })
 
 
@@ -131,6 +139,10 @@ def _client_gone(sock) -> bool:
     """True when the client closed its end (readable with nothing to read)."""
     if sock is None:
         return False
+    if getattr(sock, "context", None) is not None:     # TLS: records cannot be peeked at; a close shows as RDHUP
+        poller = select.poll()
+        poller.register(sock, select.POLLHUP | select.POLLRDHUP)
+        return bool(poller.poll(0))
     try:
         readable, _, _ = select.select([sock], [], [], 0)
         return bool(readable) and sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""

@@ -18,6 +18,19 @@ def register(sub) -> None:
     d.add_argument("--cgroup-parent", default="berth", help="parent cgroup of containers (default %(default)s)")
     d.add_argument("--threads", type=int, default=64, help="worker threads per listener (default %(default)s)")
     d.add_argument("-D", "--debug", action="store_true", help="debug logging")
+    d.add_argument("-G", "--group", default="docker",
+                   help="group of the unix socket (default %(default)s; kept as root's when it does not exist)")
+    d.add_argument("--tls", nargs="?", const="true", default=None, metavar="BOOL",
+                   help="serve tcp:// with TLS, without client certificates; --tls=false: plain TCP on purpose")
+    d.add_argument("--tlsverify", nargs="?", const="true", default=None, metavar="BOOL",
+                   help="serve tcp:// with mutual TLS: clients need a certificate signed by --tlscacert")
+    d.add_argument("--tlscacert", help="trust client certificates signed only by this CA (default ca.pem in "
+                                       "$DOCKER_CERT_PATH or ~/.docker)")
+    d.add_argument("--tlscert", help="the daemon's TLS certificate (default cert.pem there)")
+    d.add_argument("--tlskey", help="the daemon's TLS key (default key.pem there)")
+    d.add_argument("--seccomp-profile", metavar="PATH",
+                   help="default seccomp profile of containers: a JSON file, 'unconfined' or 'builtin' (Docker's)")
+    d.add_argument("--no-new-privileges", action="store_true", help="set no-new-privileges for new containers")
     d.set_defaults(func=cmd_daemon, needs_client=False)
 
     a = sub.add_parser("admin", help="offline maintenance of a data root (daemon stopped)")
@@ -33,9 +46,29 @@ def cmd_daemon(args) -> int:
     if args.threads < 1:
         print("berth daemon: --threads must be at least 1", file=sys.stderr)
         return 1
+    from app.tls import parse_bool
+    try:
+        tls = None if args.tls is None else parse_bool(args.tls)
+        tlsverify = None if args.tlsverify is None else parse_bool(args.tlsverify)
+    except ValueError as err:
+        print(f"berth daemon: --tls/--tlsverify: {err}", file=sys.stderr)
+        return 1
+    profile = args.seccomp_profile
+    if profile not in (None, "", "builtin", "unconfined"):
+        from app.errors import InvalidParameter
+        from app.runtime.host.seccomp import parse_profile, render
+        try:
+            with open(profile) as fh:
+                profile = fh.read()
+            render(parse_profile(profile), [])
+        except (OSError, InvalidParameter) as err:
+            print(f"berth daemon: opening seccomp profile ({args.seccomp_profile}) failed: {err}", file=sys.stderr)
+            return 1
     config = Config(data_root=args.data_root, hosts=args.daemon_hosts or [DEFAULT_HOST], pidfile=args.pidfile,
                     runtime=args.runtime, threads=args.threads, debug=args.debug,
-                    cgroup_parent=args.cgroup_parent)
+                    cgroup_parent=args.cgroup_parent, socket_group=args.group, tls=tls, tlsverify=tlsverify,
+                    tlscacert=args.tlscacert, tlscert=args.tlscert, tlskey=args.tlskey,
+                    seccomp_profile=profile or None, no_new_privileges=args.no_new_privileges)
     return run(config)
 
 

@@ -77,7 +77,9 @@ class AttachSession:
                         raise
                     return
                 self.sock.sendall(data)
-            self.sock.shutdown(socket.SHUT_WR)    # our stdin ended: the daemon closes the container's
+            # our stdin ended: the daemon closes the container's. On TLS, the TCP half-close under the
+            # session (SSLSocket.shutdown would end TLS for reading too; the daemon takes the EOF).
+            socket.socket.shutdown(self.sock, socket.SHUT_WR)
         except (OSError, ValueError):
             pass
 

@@ -143,9 +143,9 @@ class Response:
 class Connection:
     """One keep-alive connection to the daemon, reopened when the daemon closed it."""
 
-    def __init__(self, address: str | tuple[str, int], timeout: float | None):
-        """`address`: a Unix socket path, or (host, port) for TCP."""
-        self.address, self.timeout = address, timeout
+    def __init__(self, address: str | tuple[str, int], timeout: float | None, ssl_context=None):
+        """`address`: a Unix socket path, or (host, port) for TCP; `ssl_context`: TLS on TCP (app/tls.py)."""
+        self.address, self.timeout, self.ssl_context = address, timeout, ssl_context
         self.sock: socket.socket | None = None
         self.generation = 0           # bumped on close: responses of an earlier socket stop reading
         self._buf = b""
@@ -154,7 +154,14 @@ class Connection:
 
     def connect(self) -> socket.socket:
         if not isinstance(self.address, str):
-            return socket.create_connection(self.address, timeout=self.timeout)   # IPv4 or IPv6
+            sock = socket.create_connection(self.address, timeout=self.timeout)   # IPv4 or IPv6
+            if self.ssl_context is None:
+                return sock
+            try:
+                return self.ssl_context.wrap_socket(sock, server_hostname=self.address[0])
+            except BaseException:
+                sock.close()
+                raise
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if self.timeout is not None:
             sock.settimeout(self.timeout)
@@ -205,10 +212,30 @@ class Connection:
         readable, _, _ = select.select([self.sock], [], [], 0)
         if not readable:
             return False
+        if self.ssl_context is not None:
+            return self._tls_closed_by_peer()
         try:
             return self.sock.recv(1, socket.MSG_PEEK) == b""
         except OSError:
             return True
+
+    def _tls_closed_by_peer(self) -> bool:
+        """TLS records cannot be peeked at, and a TLS 1.3 daemon sends session tickets unasked: read
+        without blocking; only protocol records (SSLWantReadError) mean the connection is still open."""
+        import ssl
+        self.sock.setblocking(False)
+        try:
+            data = self.sock.recv(_BUFFER)
+        except ssl.SSLWantReadError:
+            return False
+        except OSError:
+            return True
+        finally:
+            self.sock.settimeout(self.timeout)
+        if not data:
+            return True
+        self._buf, self._pos = data, 0                # unasked bytes: kept, the response parser judges them
+        return False
 
     def _send(self, raw_head: bytes, data: bytes, chunks) -> None:
         if self.sock is None:
@@ -298,15 +325,21 @@ def _pieces(body):
 
 
 class Client:
-    def __init__(self, host: str, timeout: float | None = None):
+    def __init__(self, host: str, timeout: float | None = None, ssl_context=None):
+        """`ssl_context` (app/tls.client_settings) puts TLS on a tcp:// host; 2376 is then the default port."""
         self.host = host
         if host.startswith("unix://"):
             self._conn = Connection(host[len("unix://"):], timeout)
         elif host.startswith("tcp://") or host.startswith("http://"):
             parts = urlsplit(host.replace("tcp://", "http://", 1))
-            self._conn = Connection((parts.hostname, parts.port or 2375), timeout)
+            default_port = 2376 if ssl_context is not None else 2375
+            self._conn = Connection((parts.hostname, parts.port or default_port), timeout, ssl_context)
         else:
             raise CannotConnect(f"unsupported host {host!r}: use unix://PATH or tcp://HOST:PORT")
+
+    def another(self) -> "Client":
+        """A client of its own to the same daemon, with the same TLS (for requests made in parallel)."""
+        return Client(self.host, self._conn.timeout, self._conn.ssl_context)
 
     def _cannot_connect(self, err: BaseException | None = None) -> CannotConnect:
         detail = f" ({err})" if err is not None else ""
@@ -340,7 +373,7 @@ class Client:
     def hijack(self, method: str, path: str, params: dict | None = None) -> tuple[socket.socket, bytes]:
         """Send an upgrade request on a connection of its own and return the raw socket once the daemon
         answers `101 UPGRADED`, with any bytes that arrived after the head."""
-        conn = Connection(self._conn.address, None)
+        conn = Connection(self._conn.address, None, self._conn.ssl_context)
         try:
             sock = conn.connect()
         except OSError as err:

@@ -269,7 +269,7 @@ def _attach_and_start(client, cid: str, streams: set[str], tty: bool, detach_key
     """docker's order: attach, ask for the exit code, start, relay; the exit code is the container's."""
     try:
         session = AttachSession(client, cid, streams, tty, detach_keys)
-        exit_code = wait_request(lambda: Client(client.host), cid, condition)
+        exit_code = wait_request(client.another, cid, condition)
     except APIError as err:
         return _err(f"Error response from daemon: {err.message}", 125)
     try:
@@ -279,10 +279,10 @@ def _attach_and_start(client, cid: str, streams: set[str], tty: bool, detach_key
         return _err(f"Error response from daemon: {err.message}", _status_code(err.message))
     restore = None
     if not tty:
-        restore = _proxy_signals(client.host, cid)
+        restore = _proxy_signals(client, cid)
     elif sys.stdout.isatty():
         resize_to_terminal(client, cid)
-        restore = follow_window_changes(lambda: Client(client.host), cid)
+        restore = follow_window_changes(client.another, cid)
     try:
         session.run()
         if session.detached:
@@ -293,19 +293,19 @@ def _attach_and_start(client, cid: str, streams: set[str], tty: bool, detach_key
             restore()
 
 
-def _proxy_signals(host: str, cid: str):
+def _proxy_signals(client: Client, cid: str):
     """--sig-proxy (the docker CLI's default without a TTY): signals we receive go to the container,
     so Ctrl-C stops the containerised process, not just this client."""
     import signal
 
     def forward(signum, _frame):        # a client of its own: the handler may land mid-request
-        client = Client(host)
+        own = client.another()
         try:
-            client.request("POST", f"/containers/{quote(cid)}/kill", {"signal": str(signum)}).read()
+            own.request("POST", f"/containers/{quote(cid)}/kill", {"signal": str(signum)}).read()
         except (APIError, CannotConnect, ProtocolError, OSError):
             pass
         finally:
-            client.close()
+            own.close()
 
     wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
     previous = {sig: signal.signal(sig, forward) for sig in wanted}
@@ -321,12 +321,12 @@ def cmd_attach(args, client) -> int:
     tty = bool(info["Config"].get("Tty"))
     streams = {"stdout", "stderr"} | ({"stdin"} if info["Config"].get("OpenStdin") and not args.no_stdin
                                       else set())
-    exit_code = wait_request(lambda: Client(client.host), info["Id"], "not-running")
+    exit_code = wait_request(client.another, info["Id"], "not-running")
     session = AttachSession(client, info["Id"], streams, tty, args.detach_keys)
     restore = None
     if tty and sys.stdout.isatty():
         resize_to_terminal(client, info["Id"])
-        restore = follow_window_changes(lambda: Client(client.host), info["Id"])
+        restore = follow_window_changes(client.another, info["Id"])
     try:
         session.run()
     finally:

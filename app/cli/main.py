@@ -41,15 +41,20 @@ class _OnlyCommand:
         return self.sub.add_parser(name, **kwargs)
 
 
+_GLOBAL_WITH_VALUE = ("-H", "--host", "--tlscacert", "--tlscert", "--tlskey")
+_GLOBAL_FLAGS = ("--tls", "--tlsverify")
+
+
 def _command_name(argv: list[str]) -> str | None:
     """The command word of a command line: the first word that is not a global option."""
     words = iter(argv)
     for word in words:
-        if word in ("-H", "--host"):
+        if word in _GLOBAL_WITH_VALUE:
             next(words, None)
         elif not word.startswith("-"):
             return word
-        elif not word.startswith(("-H", "--host=")):
+        elif not (word.startswith("-H") or word in _GLOBAL_FLAGS
+                  or word.startswith(tuple(f"{o}=" for o in _GLOBAL_WITH_VALUE + _GLOBAL_FLAGS))):
             return None                   # --help, or an unknown option: the full parser answers
     return None
 
@@ -60,6 +65,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         prog="berth", description="A container engine that speaks the Docker Engine API.")
     parser.add_argument("-H", "--host", default=None,
                         help=f"daemon socket to connect to (env BERTH_HOST, default {DEFAULT_HOST})")
+    parser.add_argument("--tls", action="store_true", help="use TLS; implied by --tlsverify")
+    parser.add_argument("--tlsverify", action="store_true",
+                        help="use TLS and verify the daemon (env DOCKER_TLS_VERIFY or BERTH_TLS_VERIFY)")
+    parser.add_argument("--tlscacert", help="trust certs signed only by this CA (default ca.pem in $DOCKER_CERT_PATH "
+                                            "or ~/.docker)")
+    parser.add_argument("--tlscert", help="path to the TLS certificate file (default cert.pem there)")
+    parser.add_argument("--tlskey", help="path to the TLS key file (default key.pem there)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     command = _command_name(argv) if argv is not None else None
     if command is not None and command != "help":
@@ -75,6 +87,19 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     help_parser.add_argument("topic", nargs="?")
     help_parser.set_defaults(func=None, needs_client=False)
     return parser
+
+
+def _tls_context(args, host: str):
+    """TLS for a tcp:// host, as the docker CLI decides it; `ssl` is imported only then (start-up)."""
+    wanted = args.tls or args.tlsverify or os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("BERTH_TLS_VERIFY")
+    if not wanted or host.startswith("unix://"):
+        return None
+    from app.tls import TLSConfigError, client_settings
+    try:
+        return client_settings(tls=args.tls, tlsverify=args.tlsverify, cacert=args.tlscacert, cert=args.tlscert,
+                               key=args.tlskey)
+    except TLSConfigError as err:
+        raise CannotConnect(str(err)) from err
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     host = args.host or os.environ.get("BERTH_HOST") or DEFAULT_HOST
     try:
-        client = Client(host)
+        client = Client(host, ssl_context=_tls_context(args, host))
     except CannotConnect as err:
         print(err, file=sys.stderr)
         return 1

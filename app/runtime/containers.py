@@ -30,6 +30,7 @@ from app.runtime.monitor import Monitor
 from app.runtime.ocispec import build_spec, command_of, resources_from, write_etc_files
 from app.runtime.overlay import mount_rootfs, unmount_rootfs
 from app.runtime.runc import Runc, RuncError, parse_signal
+from app.runtime.security import pid_mode, validate_host_config
 
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _ADJECTIVES = ["brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry", "quiet", "sharp",
@@ -202,6 +203,13 @@ class Containers:
             raise NotFound(f"No such image: {shown}") from None
         image_cfg = (self.engine.images.config(row).get("config") or {})
         resources_from(host_config)                 # limits are checked now, not at start
+        validate_host_config(host_config)           # capabilities, --security-opt, PidMode, --device
+        kind, target = pid_mode(host_config)
+        if kind == "container":                     # kept by ID, as moby does: a rename does not break it
+            try:
+                host_config["PidMode"] = "container:" + self.resolve(target)["id"]
+            except NotFound:
+                pass                                # moby leaves it to start to fail
         if host_config.get("StorageOpt"):           # not applied, so not silently accepted (moby's overlay2 text)
             raise InvalidParameter("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
         log_config = host_config.get("LogConfig") or {}
@@ -255,11 +263,14 @@ class Containers:
         layers = self.engine.images.layer_dirs(image_row)
         hostname = config.get("Hostname") or cid[:12]
         etc = write_etc_files(bundle, hostname)
+        pid_ns = self._pid_namespace_to_join(host_config)
         rootfs = mount_rootfs(bundle, layers)
         try:
             spec = build_spec(rootfs=rootfs, container_id=cid, image_config=image_cfg, config=config,
                               host_config=host_config, hostname=hostname,
-                              cgroups_path=f"/{self.cgroup_parent}/{cid}", netns_path=None, etc_files=etc)
+                              cgroups_path=f"/{self.cgroup_parent}/{cid}", netns_path=None, etc_files=etc,
+                              pid_ns_path=pid_ns, daemon_seccomp=self.engine.config.seccomp_profile,
+                              daemon_no_new_privileges=self.engine.config.no_new_privileges)
             with open(os.path.join(bundle, "config.json"), "w") as fh:
                 fh.write(json.dumps(spec))      # dumps uses the C encoder; dump() iterates in Python
             self.monitor.cleanup(cid, bundle)     # an exit file of a previous run
@@ -274,6 +285,20 @@ class Containers:
             self._reap(cid, bundle)             # a conmon that reported the failure exits
             raise
         self.engine.store.append([NewEvent("container", "start", cid, self._attrs(row), payload={"pid": pid})])
+
+    def _pid_namespace_to_join(self, host_config: dict) -> str | None:
+        """/proc/<pid>/ns/pid of the container PidMode `container:<id>` names; moby's errors when it is
+        gone or not running (the caller holds the lock)."""
+        kind, target = pid_mode(host_config)
+        if kind != "container":
+            return None
+        try:
+            other = self.resolve(target)
+        except NotFound as err:
+            raise NotFound(f"failed to join PID namespace: {err}") from None
+        if other["state"] not in ("running", "paused") or not other["pid"]:
+            raise Conflict(f"failed to join PID namespace: container {other['id']} is not running")
+        return f"/proc/{other['pid']}/ns/pid"
 
     def _attrs(self, row: dict) -> dict:
         return {"image": row["image"], "name": row["name"], **json.loads(row["labels"])}

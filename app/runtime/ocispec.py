@@ -9,13 +9,12 @@ import os
 import resource
 
 from app.errors import InvalidParameter
+from app.runtime.host.seccomp import seccomp_for
+from app.runtime.security import DEFAULT_CAPS  # noqa: F401  (Docker's default set, re-exported)
+from app.runtime.security import (container_caps, device_cgroup_rules, device_mappings, devices_from_path, host_devices,
+                                  parse_security_opt, pid_mode)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-# Docker's default capability set (moby oci/caps/defaults.go).
-DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-                "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-                "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
 
 MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                 "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
@@ -229,32 +228,73 @@ def command_of(image_config: dict, config: dict) -> list[str]:
     return args
 
 
+def _device_section(host_config: dict) -> tuple[list[dict], list[dict]]:
+    """linux.devices and the cgroup device rules: Docker's allow-list (runc adds its own defaults),
+    the --device nodes and --device-cgroup-rule, and with --privileged every host device and every
+    access (moby's WithDevices)."""
+    devices: list[dict] = []
+    rules: list[dict] = [{"allow": False, "access": "rwm"}]
+    privileged = bool(host_config.get("Privileged"))
+    if privileged:
+        devices = host_devices()
+        rules = [{"allow": True, "access": "rwm"}]
+    for host, inside, perms in device_mappings(host_config):
+        if privileged and host == inside:
+            continue                              # already there with every host device
+        found, allowed = devices_from_path(host, inside, "rwm" if privileged else perms)
+        devices += found
+        if not privileged:
+            rules += allowed
+    if not privileged:
+        rules += device_cgroup_rules(host_config)
+    return devices, rules
+
+
 def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: dict, host_config: dict,
-               hostname: str, cgroups_path: str, netns_path: str | None, etc_files: dict[str, str]) -> dict:
-    """runc's config.json. `etc_files` maps /etc/hostname, /etc/hosts, /etc/resolv.conf to host files."""
+               hostname: str, cgroups_path: str, netns_path: str | None, etc_files: dict[str, str],
+               pid_ns_path: str | None = None, daemon_seccomp: str | None = None,
+               daemon_no_new_privileges: bool = False) -> dict:
+    """runc's config.json. `etc_files` maps /etc/hostname, /etc/hosts, /etc/resolv.conf to host files;
+    `pid_ns_path` is the pid namespace to join for PidMode container:<id>; `daemon_seccomp` and
+    `daemon_no_new_privileges` are the daemon's defaults, which a container's --security-opt overrides."""
     user = config.get("User") or image_config.get("User") or ""
     uid, gid, extra_gids = resolve_user(rootfs, user)
     extra_gids = sorted(set(extra_gids) | set(group_add_gids(rootfs, host_config.get("GroupAdd") or [])))
-    caps = [c for c in DEFAULT_CAPS]
-    for cap in host_config.get("CapAdd") or []:
-        name = cap.upper() if cap.upper().startswith("CAP_") else "CAP_" + cap.upper()
-        if name == "CAP_ALL":
-            continue
-        if name not in caps:
-            caps.append(name)
-    drops = {(c.upper() if c.upper().startswith("CAP_") else "CAP_" + c.upper()) for c in host_config.get("CapDrop") or []}
-    caps = [] if "CAP_ALL" in drops else [c for c in caps if c not in drops]
-    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    privileged = bool(host_config.get("Privileged"))
+    caps = container_caps(host_config)
+    security = parse_security_opt(host_config.get("SecurityOpt"))
+    namespaces = [{"type": t} for t in ("ipc", "uts", "mount")]
+    kind, _ = pid_mode(host_config)
+    if kind == "private":
+        namespaces.insert(0, {"type": "pid"})
+    elif kind == "container":
+        if not pid_ns_path:
+            raise InvalidParameter("failed to join PID namespace: the container is not running")
+        namespaces.insert(0, {"type": "pid", "path": pid_ns_path})
     mode = host_config.get("NetworkMode") or "default"
     if mode != "host":
         namespaces.append({"type": "network", "path": netns_path} if netns_path else {"type": "network"})
     mounts = default_mounts() + [
         {"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}
         for dest, src in sorted(etc_files.items())]
+    writable_cgroups = privileged if security.writable_cgroups is None else security.writable_cgroups
+    for mount in mounts:
+        if (privileged and mount["destination"] == "/sys") or (writable_cgroups and mount["type"] == "cgroup"):
+            mount["options"] = [o for o in mount["options"] if o != "ro"]
     process_extra = {}
     console = host_config.get("ConsoleSize") or [0, 0]
     if config.get("Tty") and len(console) == 2 and console[0] and console[1]:
         process_extra["consoleSize"] = {"height": int(console[0]), "width": int(console[1])}
+    devices, device_rules = _device_section(host_config)
+    linux_extra = {}
+    if security.seccomp:
+        seccomp = seccomp_for(security.seccomp, caps, privileged)
+    else:                                         # moby: privileged runs unconfined unless it names a profile
+        seccomp = None if privileged else seccomp_for(daemon_seccomp, caps, False)
+    if seccomp is not None:
+        linux_extra["seccomp"] = seccomp
+    if devices:
+        linux_extra["devices"] = devices
     return {
         "ociVersion": "1.0.2",
         "process": {
@@ -266,7 +306,8 @@ def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: di
             "cwd": config.get("WorkingDir") or image_config.get("WorkingDir") or "/",
             "capabilities": {k: list(caps) for k in ("bounding", "effective", "permitted")},
             "rlimits": clamped_rlimits(host_config.get("Ulimits")),
-            "noNewPrivileges": False,
+            "noNewPrivileges": (daemon_no_new_privileges if security.no_new_privileges is None
+                                else security.no_new_privileges),
         },
         "root": {"path": rootfs, "readonly": bool(host_config.get("ReadonlyRootfs"))},
         "hostname": hostname,
@@ -274,8 +315,9 @@ def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: di
         "linux": {
             "namespaces": namespaces,
             "cgroupsPath": cgroups_path,
-            "resources": {"devices": [{"allow": False, "access": "rwm"}], **resources_from(host_config)},
-            "maskedPaths": list(MASKED_PATHS),
-            "readonlyPaths": list(READONLY_PATHS),
+            "resources": {"devices": device_rules, **resources_from(host_config)},
+            "maskedPaths": [] if privileged else list(MASKED_PATHS),
+            "readonlyPaths": [] if privileged else list(READONLY_PATHS),
+            **linux_extra,
         },
     }

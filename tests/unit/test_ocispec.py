@@ -106,3 +106,54 @@ def test_build_spec(rootfs):
                       host_config={"NetworkMode": "host"}, hostname="h", cgroups_path="/b/d", netns_path=None,
                       etc_files={})
     assert "network" not in {n["type"] for n in host["linux"]["namespaces"]}
+
+
+def _spec(rootfs, host_config, **extra):
+    return build_spec(rootfs=rootfs, container_id="e" * 64, image_config={"Cmd": ["sh"]}, config={},
+                      host_config=host_config, hostname="h", cgroups_path="/b/e", netns_path=None, etc_files={},
+                      **extra)
+
+
+def test_default_spec_is_confined_like_dockers(rootfs):
+    spec = _spec(rootfs, {})
+    seccomp = spec["linux"]["seccomp"]
+    assert seccomp["defaultAction"] == "SCMP_ACT_ERRNO" and seccomp["syscalls"]
+    assert not any("unshare" in r["names"] for r in seccomp["syscalls"])      # no CAP_SYS_ADMIN
+    assert spec["process"]["noNewPrivileges"] is False and spec["linux"]["maskedPaths"]
+    assert spec["linux"]["resources"]["devices"] == [{"allow": False, "access": "rwm"}]
+    assert "devices" not in spec["linux"]
+    sysfs = next(m for m in spec["mounts"] if m["destination"] == "/sys")
+    assert "ro" in sysfs["options"]
+    nnp = _spec(rootfs, {"SecurityOpt": ["no-new-privileges", "seccomp=unconfined"]})
+    assert nnp["process"]["noNewPrivileges"] is True and "seccomp" not in nnp["linux"]
+
+
+def test_privileged_spec(rootfs):
+    from app.runtime.security import available_caps
+    spec = _spec(rootfs, {"Privileged": True, "Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/null",
+                                                           "CgroupPermissions": "r"}]})
+    assert spec["process"]["capabilities"]["effective"] == list(available_caps())
+    assert "seccomp" not in spec["linux"] and spec["linux"]["maskedPaths"] == [] and spec["linux"]["readonlyPaths"] == []
+    assert spec["linux"]["resources"]["devices"] == [{"allow": True, "access": "rwm"}]
+    assert any(d["path"] == "/dev/null" and d["type"] == "c" for d in spec["linux"]["devices"])
+    for dest in ("/sys", "/sys/fs/cgroup"):
+        assert "ro" not in next(m for m in spec["mounts"] if m["destination"] == dest)["options"]
+
+
+def test_devices_and_pid_modes(rootfs):
+    spec = _spec(rootfs, {"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/mynull",
+                                       "CgroupPermissions": "rw"}]})
+    assert spec["linux"]["devices"] == [{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3,
+                                         "fileMode": os.stat("/dev/null").st_mode & 0o7777, "uid": 0, "gid": 0}]
+    assert spec["linux"]["resources"]["devices"][1:] == [
+        {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"}]
+    with pytest.raises(InvalidParameter, match='adding custom device "/nope": no such file or directory'):
+        _spec(rootfs, {"Devices": [{"PathOnHost": "/nope", "PathInContainer": "/dev/x", "CgroupPermissions": "rwm"}]})
+    with pytest.raises(InvalidParameter, match="invalid device mode: rwx"):
+        _spec(rootfs, {"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/x", "CgroupPermissions": "rwx"}]})
+    rules = _spec(rootfs, {"DeviceCgroupRules": ["c 1:* rw", "a *:* m"]})["linux"]["resources"]["devices"]
+    assert rules[1:] == [{"allow": True, "type": "c", "major": 1, "minor": -1, "access": "rw"},
+                         {"allow": True, "type": "a", "major": -1, "minor": -1, "access": "m"}]
+    assert "pid" not in {n["type"] for n in _spec(rootfs, {"PidMode": "host"})["linux"]["namespaces"]}
+    joined = _spec(rootfs, {"PidMode": "container:abc"}, pid_ns_path="/proc/42/ns/pid")
+    assert {"type": "pid", "path": "/proc/42/ns/pid"} in joined["linux"]["namespaces"]

@@ -1,0 +1,1 @@
+"""The code that touches the host: kernel facilities a container is confined with (seccomp, …)."""
