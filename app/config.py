@@ -16,6 +16,10 @@ class Config:
     cgroup_parent: str = "berth"  # containers' cgroups go under /<parent>/<id>
     threads: int = 64          # bounded worker pool per listener
     debug: bool = False
+    # Archive uploads (load, import): a bound on one archive's uncompressed bytes and written data, and
+    # the free space the data root's file system keeps. 0 = no bound / no floor.
+    max_upload_size: int = 64 << 30
+    min_free_space: int = 1 << 30
 
     @classmethod
     def from_env(cls) -> "Config":
