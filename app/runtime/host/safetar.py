@@ -159,7 +159,7 @@ class StrictTarInfo(tarfile.TarInfo):
         if obj.type in _META_TYPES and obj.size > MAX_META_HEADER:
             raise tarfile.InvalidHeaderError(f"extended header of {obj.size} bytes is too large")
         if obj.type == tarfile.GNUTYPE_SPARSE:
-            raise tarfile.InvalidHeaderError(f'sparse file "{obj.name}" is not supported')
+            raise ArchiveError(f'invalid tar entry "{obj.name}": sparse files are not supported')
         return obj
 
     @classmethod
