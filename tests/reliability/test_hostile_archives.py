@@ -146,3 +146,24 @@ def test_free_space_floor_refuses_with_413():
         assert json.loads(request(d.sock, "GET", "/v1.45/images/json")[1]) == []
     finally:
         _stop(d, base)
+
+
+def test_upload_stops_writing_when_its_client_is_gone(hostile_daemon):
+    """A client sends a header claiming 1 GiB, 2 MiB of it, then hangs up: staging is emptied at once."""
+    d = hostile_daemon
+    head = hostile.entry("big", data=b"", size=1 << 30)[0].tobuf(hostile.tarfile.PAX_FORMAT)
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(d.sock)
+    s.sendall(b"POST /v1.45/images/create?fromSrc=-&repo=gone HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Length: %d\r\n\r\n" % (len(head) + (1 << 30)) + head + bytes(2 << 20))
+    tmp = os.path.join(d.data_root, "image", "tmp")
+    deadline = time.monotonic() + 5
+    while not os.listdir(tmp) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert os.listdir(tmp), "the upload never started"
+    s.close()
+    deadline = time.monotonic() + 5
+    while os.listdir(tmp) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.listdir(tmp) == [] and ping(d.sock)
+    assert json.loads(request(d.sock, "GET", "/v1.45/images/json")[1]) == []
