@@ -28,11 +28,11 @@ import lzma
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from app.errors import InvalidParameter, PayloadTooLarge
+from app.runtime.host.errors import ArchiveError, ArchiveTooLarge
+from app.runtime.host.tarstream import StrictTarInfo, member_chunks, mtime_ns, plain_stream
 
 CHUNK = 1 << 20
 TAR_BUFSIZE = 64 << 10
-MAX_META_HEADER = 1 << 20
 FREE_CHECK_EVERY = 16 << 20     # bytes written between two statvfs checks of the free-space floor
 _PAX_XATTR_PREFIX = "SCHILY.xattr."
 _OVERLAY_XATTR_PREFIX = "trusted.overlay."
@@ -42,16 +42,6 @@ _IGNORABLE_XATTR_ERRNOS = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.E
 _CONTENT_ERRNOS = {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EMLINK,
                    errno.ELOOP, errno.EINVAL, errno.ENOTEMPTY, errno.ENOENT, errno.EXDEV}
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_META_TYPES = {tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
-               tarfile.GNUTYPE_LONGLINK}
-
-
-class ArchiveError(InvalidParameter):
-    """Bad or unsafe archive content (HTTP 400); the message names the entry."""
-
-
-class ArchiveTooLarge(PayloadTooLarge):
-    """The archive exceeds a daemon bound (HTTP 413); the message names the bound and its flag."""
 
 
 # ------------------------------------------------------------------------------------------ openat2
@@ -145,80 +135,6 @@ def check_free_space(fd: int, limits: Limits | None, need: int = 0) -> None:
         raise ArchiveTooLarge(f"not enough free space: writing the archive would leave less than "
                               f"{human(limits.min_free)} free in the data root "
                               f"({human(free)} free; daemon flag --min-free-space)")
-
-
-# ------------------------------------------------------------------------------------------ tar reading
-
-class StrictTarInfo(tarfile.TarInfo):
-    """tarfile treats a truncated or garbled header after the first member as the end of the archive;
-    refuse that instead, and refuse extended headers too big to hold in memory."""
-
-    @classmethod
-    def frombuf(cls, buf, encoding, errors):
-        obj = super().frombuf(buf, encoding, errors)
-        if obj.type in _META_TYPES and obj.size > MAX_META_HEADER:
-            raise tarfile.InvalidHeaderError(f"extended header of {obj.size} bytes is too large")
-        if obj.type == tarfile.GNUTYPE_SPARSE:
-            raise ArchiveError(f'invalid tar entry "{obj.name}": sparse files are not supported')
-        return obj
-
-    @classmethod
-    def fromtarfile(cls, tf):
-        try:
-            return super().fromtarfile(tf)
-        except tarfile.EOFHeaderError:
-            raise
-        except tarfile.EmptyHeaderError:
-            if tf.offset == 0:
-                raise tarfile.EOFHeaderError("empty archive") from None
-            raise tarfile.ReadError(f"unexpected end of data at offset {tf.offset} "
-                                    "(archive truncated: no end-of-archive marker)") from None
-        except tarfile.HeaderError as e:
-            raise tarfile.ReadError(f"{e} at offset {tf.offset}") from None
-
-
-def _plain_stream(tf: tarfile.TarFile):
-    """tarfile's stream-mode reader if it has the shape this module knows, else None."""
-    st = tf.fileobj
-    if (type(st).__name__ == "_Stream" and getattr(st, "comptype", None) == "tar"
-            and isinstance(getattr(st, "buf", None), bytes) and isinstance(getattr(st, "pos", None), int)
-            and hasattr(getattr(st, "fileobj", None), "read")):
-        return st
-    return None
-
-
-def _member_chunks(tf: tarfile.TarFile, ti: tarfile.TarInfo, plain=None) -> Iterator[bytes]:
-    """A regular member's data in chunks of at most CHUNK bytes; stops early if the archive ends.
-    For plain members the bytes come from tarfile's read-ahead buffer, then straight from the source,
-    keeping tarfile's position in step (tf.extractfile() costs three extra copies of every byte)."""
-    remaining = ti.size
-    if plain is None:
-        src = tf.extractfile(ti)
-        while remaining > 0:
-            buf = src.read(min(CHUNK, remaining))
-            if not buf:
-                return
-            remaining -= len(buf)
-            yield buf
-        return
-    if plain.buf:
-        head = plain.buf[:remaining]
-        plain.buf = plain.buf[len(head):]
-        plain.pos += len(head)
-        remaining -= len(head)
-        yield head
-    raw = plain.fileobj
-    while remaining > 0:
-        buf = raw.read(min(CHUNK, remaining))
-        if not buf:
-            return
-        plain.pos += len(buf)
-        remaining -= len(buf)
-        yield buf
-
-
-def _mtime_ns(mtime) -> int:
-    return mtime * 1_000_000_000 if isinstance(mtime, int) else round(mtime * 1e9)
 
 
 def split_name(name: str, entry: str, what: str, kind: str = "path") -> list[str]:
@@ -367,7 +283,7 @@ def _set_xattrs(target, ti: tarfile.TarInfo, follow: bool = True) -> None:
 
 
 def _utime(target, ti: tarfile.TarInfo, **kw) -> None:
-    ns = _mtime_ns(ti.mtime)
+    ns = mtime_ns(ti.mtime)
     try:
         os.utime(target, ns=(ns, ns), **kw)
     except (OverflowError, ValueError):
@@ -458,12 +374,12 @@ class _Extractor:
         os.fchown(fd, ti.uid, ti.gid)
         os.fchmod(fd, mode)
         _set_xattrs(fd, ti)
-        self.dir_times.append((parts, _mtime_ns(ti.mtime)))
+        self.dir_times.append((parts, mtime_ns(ti.mtime)))
 
     def _copy(self, tf: tarfile.TarFile, ti: tarfile.TarInfo, fd: int) -> None:
         remaining = ti.size
         write = os.write
-        for buf in _member_chunks(tf, ti, self.plain):
+        for buf in member_chunks(tf, ti, self.plain):
             remaining -= len(buf)
             view = memoryview(buf)
             while view:
@@ -525,7 +441,7 @@ def extract(stream, root, *, limits: Limits | None = None, on_whiteout: Whiteout
         check_free_space(root_fd, limits)
         with tarfile.open(fileobj=BoundedReader(stream, limits), mode="r|", bufsize=TAR_BUFSIZE,
                           tarinfo=StrictTarInfo, encoding="utf-8", errors="surrogateescape") as tf:
-            ex.plain = _plain_stream(tf)
+            ex.plain = plain_stream(tf)
             while True:
                 ti = tf.next()
                 if ti is None:
