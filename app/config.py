@@ -24,6 +24,10 @@ class Config:
     tlskey: str | None = None
     seccomp_profile: str | None = None  # --seccomp-profile: None/"builtin", "unconfined", or a profile's JSON
     no_new_privileges: bool = False    # --no-new-privileges: the default of every container
+    # Archive uploads (load, import): a bound on one archive's uncompressed bytes and written data, and
+    # the free space the data root's file system keeps. 0 = no bound / no floor.
+    max_upload_size: int = 64 << 30
+    min_free_space: int = 1 << 30
 
     @classmethod
     def from_env(cls) -> "Config":

@@ -32,6 +32,10 @@ class Conflict(BerthError):
     status = 409
 
 
+class PayloadTooLarge(BerthError):
+    status = 413
+
+
 class NotModified(BerthError):
     status = 304
 

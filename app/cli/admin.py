@@ -17,6 +17,10 @@ def register(sub) -> None:
     d.add_argument("--runtime", default="runc", help="path of the OCI runtime binary (default %(default)s)")
     d.add_argument("--cgroup-parent", default="berth", help="parent cgroup of containers (default %(default)s)")
     d.add_argument("--threads", type=int, default=64, help="worker threads per listener (default %(default)s)")
+    d.add_argument("--max-upload-size", type=_size, default=64 << 30, metavar="BYTES",
+                   help="largest uncompressed archive load/import accepts, e.g. 64g; 0 = no bound (default 64g)")
+    d.add_argument("--min-free-space", type=_size, default=1 << 30, metavar="BYTES",
+                   help="free space uploads leave on the data root's file system, e.g. 1g; 0 = none (default 1g)")
     d.add_argument("-D", "--debug", action="store_true", help="debug logging")
     d.add_argument("-G", "--group", default="docker",
                    help="group of the unix socket (default %(default)s; kept as root's when it does not exist)")
@@ -38,6 +42,16 @@ def register(sub) -> None:
     r = asub.add_parser("rebuild-projections", help="drop the read models and replay the event log into them")
     r.add_argument("--data-root", default=DEFAULT_DATA_ROOT, help="data root (default %(default)s)")
     r.set_defaults(func=cmd_rebuild, needs_client=False)
+
+
+def _size(text: str) -> int:
+    """Bytes with an optional binary unit: 512, 10k, 64m, 2g, 1t (also kb/KiB spellings)."""
+    import argparse
+    import re
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise argparse.ArgumentTypeError(f"invalid size: {text!r}")
+    return int(float(m.group(1)) * (1 << (10 * " kmgt".index(m.group(2).lower() or " "))))
 
 
 def cmd_daemon(args) -> int:
@@ -68,7 +82,8 @@ def cmd_daemon(args) -> int:
                     runtime=args.runtime, threads=args.threads, debug=args.debug,
                     cgroup_parent=args.cgroup_parent, socket_group=args.group, tls=tls, tlsverify=tlsverify,
                     tlscacert=args.tlscacert, tlscert=args.tlscert, tlskey=args.tlskey,
-                    seccomp_profile=profile or None, no_new_privileges=args.no_new_privileges)
+                    seccomp_profile=profile or None, no_new_privileges=args.no_new_privileges,
+                    max_upload_size=args.max_upload_size, min_free_space=args.min_free_space)
     return run(config)
 
 

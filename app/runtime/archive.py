@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import posixpath
 import shutil
+import stat
 import tarfile
 import tempfile
 
@@ -19,8 +19,9 @@ from app.common.reference import ReferenceError, parse_reference
 from app.errors import InvalidParameter
 from app.events.model import NewEvent
 from app.runtime.imageconfig import canonical_json
+from app.runtime.host import safetar
 from app.runtime.imagestore import chain_ids
-from app.runtime.layers import LayerError, open_decompressed
+from app.runtime.layers import open_decompressed
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -141,45 +142,95 @@ def save(images, names: list[str]):
 
 # ------------------------------------------------------------------------------------------ load
 
-def _unpack_archive(body, dest: str) -> None:
-    """Unpack the outer archive: regular files, directories and in-archive symlinks only."""
-    try:
-        with tarfile.open(fileobj=body, mode="r|*") as tar:
-            for member in tar:
-                name = posixpath.normpath(member.name.lstrip("./") or ".")
-                if member.name.startswith("/") or name.startswith("..") or "/../" in f"/{name}/":
-                    raise InvalidParameter(f"invalid archive entry {member.name!r}: path escapes the archive")
-                target = os.path.join(dest, name)
-                if member.isdir():
-                    os.makedirs(target, exist_ok=True)
-                elif member.isreg():
-                    os.makedirs(os.path.dirname(target), exist_ok=True)
-                    src = tar.extractfile(member)
-                    with open(target, "wb") as out:
-                        shutil.copyfileobj(src, out, CHUNK)
-                elif member.issym() or member.islnk():
-                    link = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname)) \
-                        if member.issym() else posixpath.normpath(member.linkname)
-                    if member.linkname.startswith("/") or link.startswith(".."):
-                        raise InvalidParameter(f"invalid archive entry {member.name!r}: link escapes the archive")
-                    os.makedirs(os.path.dirname(target), exist_ok=True)
-                    os.symlink(os.path.relpath(os.path.join(dest, link), os.path.dirname(target)), target)
-                else:
-                    raise InvalidParameter(f"invalid archive entry {member.name!r}: unsupported type")
-    except (tarfile.TarError, EOFError, OSError) as err:
-        raise InvalidParameter(f"invalid archive: {err}") from err
+MAX_JSON = 64 << 20     # manifest.json, index.json, configs: read into memory whole
+MAX_LINK_HOPS = 40      # as the kernel's limit on nested symlinks
 
 
-def _read_json(root: str, rel: str, what: str):
-    path = os.path.realpath(os.path.join(root, rel))
-    if not path.startswith(os.path.realpath(root) + os.sep):
-        raise InvalidParameter(f"invalid archive: {what} path {rel!r} escapes the archive")
+class _StagedArchive:
+    """The outer archive, staged: its regular files are written (through safetar) under a private
+    directory; its symlinks and hardlinks (legal in Docker's legacy layout, e.g. a layer.tar linking to
+    another layer's) are never created on the host: they are kept here and resolved inside the archive."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.links: dict[str, tuple[str, str]] = {}    # name -> ("sym" | "hard", link target)
+        self.root_fd = -1
+
+    def on_entry(self, parts: list[str], ti: tarfile.TarInfo) -> bool:
+        name = "/".join(parts)
+        if ti.issym() or ti.islnk():
+            self.links[name] = ("sym" if ti.issym() else "hard", ti.linkname)
+            return True
+        self.links.pop(name, None)     # a later entry replaces a link of the same name
+        if not (ti.isreg() or ti.isdir()):
+            raise safetar.ArchiveError(f"invalid archive entry {ti.name!r}: unsupported type")
+        return False
+
+    def resolve(self, rel: str, what: str) -> str:
+        """`rel` with every recorded link expanded, as a path of real files below root."""
+        pending = [p for p in str(rel).split("/") if p not in ("", ".")]
+        if str(rel).startswith("/"):
+            raise InvalidParameter(f"invalid archive: {what} path {rel!r} escapes the archive")
+        done: list[str] = []
+        hops = 0
+        while pending:
+            comp = pending.pop(0)
+            if comp == "..":
+                if not done:
+                    raise InvalidParameter(f"invalid archive: {what} path {rel!r} escapes the archive")
+                done.pop()
+                continue
+            link = self.links.get("/".join(done + [comp]))
+            if link is None:
+                done.append(comp)
+                continue
+            hops += 1
+            kind, target = link
+            if hops > MAX_LINK_HOPS:
+                raise InvalidParameter(f"invalid archive: {what} path {rel!r}: too many levels of links")
+            if target.startswith("/"):
+                raise InvalidParameter(f"invalid archive: {what} path {rel!r} escapes the archive")
+            if kind == "hard":
+                done = []              # hardlink targets are named from the archive's root
+            pending = [p for p in target.split("/") if p not in ("", ".")] + pending
+        return "/".join(done)
+
+    def open(self, rel: str, what: str) -> tuple[int, str]:
+        """(fd of the regular file `rel` names, its resolved path); InvalidParameter when missing."""
+        resolved = self.resolve(rel, what)
+        try:
+            fd = safetar.open_beneath(self.root_fd, resolved or ".")
+        except OSError:
+            raise InvalidParameter(f"invalid archive: {what} {rel!r} is missing") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InvalidParameter(f"invalid archive: {what} {rel!r} is missing")
+        return fd, resolved
+
+    def exists(self, rel: str) -> bool:
+        try:
+            os.close(self.open(rel, "file")[0])
+            return True
+        except InvalidParameter:
+            return False
+
+
+def _stage_archive(body, dest: str, limits) -> _StagedArchive:
+    staged = _StagedArchive(dest)
+    stream, _ = open_decompressed(body)
+    safetar.extract(stream, dest, limits=limits, on_entry=staged.on_entry, what="archive")
+    staged.root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    return staged
+
+
+def _read_json(root: _StagedArchive, rel: str, what: str):
+    fd, _ = root.open(rel, what)
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(MAX_JSON + 1)
+    if len(data) > MAX_JSON:
+        raise InvalidParameter(f"invalid archive: {what} {rel!r} is larger than {MAX_JSON >> 20} MiB")
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
         return data, json.loads(data)
-    except FileNotFoundError as err:
-        raise InvalidParameter(f"invalid archive: {what} {rel!r} is missing") from err
     except ValueError as err:
         raise InvalidParameter(f"invalid archive: {what} {rel!r} is not valid JSON") from err
 
@@ -191,7 +242,7 @@ def _blob_rel(digest: str) -> str:
     return f"blobs/sha256/{value}"
 
 
-def _oci_entries(root: str) -> list[dict]:
+def _oci_entries(root: _StagedArchive) -> list[dict]:
     _, index = _read_json(root, "index.json", "index")
     entries = []
     pending = [(d, None) for d in index.get("manifests") or []]
@@ -218,18 +269,29 @@ def load(images, body) -> list[str]:
     """Load every image of an archive; return the lines to report. All or nothing per archive."""
     work = tempfile.mkdtemp(dir=images.store.tmp)
     staged_all = []
+    root = None
+    limits = images.limits()
     try:
-        root = os.path.join(work, "archive")
-        os.mkdir(root)
-        _unpack_archive(body, root)
-        if os.path.exists(os.path.join(root, "manifest.json")):
+        os.mkdir(os.path.join(work, "archive"))
+        root = _stage_archive(body, os.path.join(work, "archive"), limits)
+        if root.exists("manifest.json"):
             _, entries = _read_json(root, "manifest.json", "manifest")
             if not isinstance(entries, list):
                 raise InvalidParameter("invalid archive: manifest.json is not a list")
-        elif os.path.exists(os.path.join(root, "index.json")):
+        elif root.exists("index.json"):
             entries = _oci_entries(root)
         else:
             raise InvalidParameter("invalid archive: neither manifest.json nor index.json found")
+        # how many times each staged file is named: one named once may be moved into the store
+        uses: dict[str, int] = {}
+        for entry in entries:
+            for rel in [entry.get("Config")] + list(entry.get("Layers") or []):
+                if isinstance(rel, str):
+                    try:
+                        resolved = root.resolve(rel, "layer")
+                    except InvalidParameter:
+                        continue
+                    uses[resolved] = uses.get(resolved, 0) + 1
         plans = []
         staged_by_diff: dict = {}    # diff_id -> the first StagedLayer with that content
         staged_chains: dict = {}     # chain ids staged by this archive
@@ -243,22 +305,23 @@ def load(images, body) -> list[str]:
             staged = []
             chains = chain_ids(diff_ids)
             for rel, diff_id, chain in zip(layers, diff_ids, chains):
-                path = os.path.realpath(os.path.join(root, rel))
-                if not path.startswith(os.path.realpath(root) + os.sep):
-                    raise InvalidParameter(f"invalid archive: layer {rel!r} is missing")
                 if images.store.has_layer(chain) or staged_chains.get(chain):
+                    root.open(rel, "layer")   # still must be in the archive
                     staged.append(None)      # already stored, or staged earlier in this archive
                     continue
                 prior = staged_by_diff.get(diff_id)
-                source = prior.blob_tmp if prior else path   # same tar under another parent chain
-                if not os.path.isfile(source):
-                    raise InvalidParameter(f"invalid archive: layer {rel!r} is missing")
-                with open(source, "rb") as fh:
+                if prior:                    # same tar under another parent chain
+                    fh = open(prior.blob_tmp, "rb")
+                    resolved = None
+                else:
+                    fd, resolved = root.open(rel, "layer")
+                    fh = os.fdopen(fd, "rb")
+                with fh:
                     stream, compression = open_decompressed(fh)
-                    # An uncompressed layer file is moved into the store rather than copied.
-                    movable = source == path and compression == "none" and os.stat(path).st_nlink == 1 \
-                        and not os.path.islink(os.path.join(root, rel))
-                    layer = images.store.stage_layer(stream, tar_file=path if movable else None)
+                    # An uncompressed layer file named once is moved into the store rather than copied.
+                    movable = resolved is not None and compression == "none" and uses.get(resolved) == 1
+                    layer = images.store.stage_layer(
+                        stream, tar_file=os.path.join(root.root, resolved) if movable else None, limits=limits)
                 staged_all.append(layer)
                 if layer.diff_id != diff_id:
                     raise InvalidParameter(f"invalid archive: layer {rel!r} has diff_id {layer.diff_id}, "
@@ -293,13 +356,13 @@ def load(images, body) -> list[str]:
                     lines.append(f"Loaded image ID: {image_id}")
             images.engine.store.append(events)
         return lines
-    except LayerError as err:
-        raise InvalidParameter(str(err)) from err
     except BaseException:
         with images.lock:
             images.collect_garbage()
         raise
     finally:
+        if root is not None and root.root_fd >= 0:
+            os.close(root.root_fd)
         for layer in staged_all:
             images.store.discard(layer)
         shutil.rmtree(work, ignore_errors=True)

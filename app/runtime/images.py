@@ -16,6 +16,7 @@ from app.errors import Conflict, InvalidParameter, NotFound
 from app.events.model import NewEvent
 from app.runtime.imageconfig import apply_changes, canonical_json, empty_container_config
 from app.runtime.imagestore import ImageStore, chain_ids
+from app.runtime.host import safetar
 from app.runtime.layers import open_decompressed
 from app.runtime import hostinfo
 
@@ -55,6 +56,11 @@ class Images:
         self.lock = threading.RLock()
         with self.lock:
             self.collect_garbage()
+
+    def limits(self) -> safetar.Limits:
+        """The daemon's bounds for one uploaded archive (--max-upload-size, --min-free-space)."""
+        cfg = self.engine.config
+        return safetar.Limits(max_bytes=cfg.max_upload_size, min_free=cfg.min_free_space)
 
     # ------------------------------------------------------------------------------ lookups
 
@@ -149,7 +155,7 @@ class Images:
                 raise InvalidParameter(str(err)) from err
         container_config = apply_changes(empty_container_config(), changes)
         stream, _ = open_decompressed(body)
-        staged = self.store.stage_layer(stream)
+        staged = self.store.stage_layer(stream, limits=self.limits())
         try:
             now = time.time_ns()
             comment = message or f"Imported from {source}"

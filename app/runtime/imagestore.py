@@ -19,6 +19,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 
+from app.runtime.host import safetar
 from app.runtime.layers import DigestReader, LayerError, dir_size, extract_layer
 
 
@@ -97,13 +98,16 @@ class ImageStore:
     def diff_dir(self, chain_id: str) -> str:
         return os.path.join(self.layer_dir(chain_id), "diff")
 
-    def stage_layer(self, tar_stream, tar_file: str | None = None) -> StagedLayer:
+    def stage_layer(self, tar_stream, tar_file: str | None = None,
+                    limits: safetar.Limits | None = None) -> StagedLayer:
         """Extract an uncompressed tar stream into staging, keeping the tar itself as a blob.
 
         `tar_file` names a file (inside the store's tmp/) that holds exactly the stream's bytes, e.g. an
         uncompressed layer unpacked from a `load` archive: it is moved into place instead of copied.
-        Raises LayerError for bad content; nothing is left behind in that case.
+        Raises LayerError for bad content, ArchiveTooLarge past `limits` (also for bytes after the tar's
+        end, which are digested); nothing is left behind in either case.
         """
+        tar_stream = safetar.BoundedReader(tar_stream, limits)
         work = tempfile.mkdtemp(dir=self.tmp)
         blob_tmp = os.path.join(work, "layer.tar")
         dir_tmp = os.path.join(work, "diff")
@@ -111,13 +115,13 @@ class ImageStore:
         try:
             if tar_file is not None:
                 reader = DigestReader(tar_stream)
-                size = extract_layer(reader, dir_tmp)
+                size = extract_layer(reader, dir_tmp, limits)
                 reader.drain()
                 os.rename(tar_file, blob_tmp)
             else:
                 with open(blob_tmp, "wb") as blob:
                     reader = DigestReader(tar_stream, copy_to=blob)
-                    size = extract_layer(reader, dir_tmp)
+                    size = extract_layer(reader, dir_tmp, limits)
                     reader.drain()
             return StagedLayer(reader.digest(), size, reader.size, blob_tmp, dir_tmp)
         except BaseException:

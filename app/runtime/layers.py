@@ -20,15 +20,14 @@ import errno
 import hashlib
 import lzma
 import os
-import posixpath
-import shutil
 import stat
 import tarfile
 import zlib
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
+
+from app.runtime.host import safetar
 
 CHUNK = 1 << 20                 # copy unit for file contents and raw reads
-TAR_BUFSIZE = 64 << 10          # tarfile's read-ahead in stream mode
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
@@ -37,16 +36,9 @@ OPAQUE_XATTR = "trusted.overlay.opaque"
 _OVERLAY_XATTR_PREFIX = "trusted.overlay."
 _PAX_XATTR_PREFIX = "SCHILY.xattr."
 _SKIPPED_XATTRS = ("security.selinux",)          # host-specific label, never exported
-_IGNORABLE_XATTR_ERRNOS = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES,
-                           errno.EINVAL, errno.ERANGE, errno.E2BIG}
-# errors from file-system calls that are caused by the archive's content rather than by the host
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_CONTENT_ERRNOS = {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EMLINK,
-                   errno.ELOOP, errno.EINVAL, errno.ENOTEMPTY, errno.ENOENT}
 
 
-class LayerError(Exception):
-    """Bad layer content; message is shown to the user (HTTP 400)."""
+LayerError = safetar.ArchiveError     # bad layer content; the message is shown to the user (HTTP 400)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -252,350 +244,34 @@ class DigestReader:
 
 
 # ---------------------------------------------------------------------------------------------------
-# extraction
+# extraction (through the host's one safe extractor)
 
-MAX_META_HEADER = 1 << 20
-_META_TYPES = {tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
-               tarfile.GNUTYPE_LONGLINK}
-
-
-class _StrictTarInfo(tarfile.TarInfo):
-    """tarfile silently treats a truncated or garbled header after the first member as the end of the
-    archive; refuse that instead. A stream that ends exactly at a header boundary without the
-    end-of-archive blocks is only accepted when it is completely empty."""
-
-    @classmethod
-    def frombuf(cls, buf, encoding, errors):
-        obj = super().frombuf(buf, encoding, errors)
-        if obj.type in _META_TYPES and obj.size > MAX_META_HEADER:
-            # tarfile reads these into memory whole; a huge one would exhaust memory
-            raise tarfile.InvalidHeaderError(f"extended header of {obj.size} bytes is too large")
-        return obj
-
-    @classmethod
-    def fromtarfile(cls, tf):
-        try:
-            return super().fromtarfile(tf)
-        except tarfile.EOFHeaderError:
-            raise
-        except tarfile.EmptyHeaderError:
-            if tf.offset == 0:
-                raise tarfile.EOFHeaderError("empty archive") from None
-            raise tarfile.ReadError(f"unexpected end of data at offset {tf.offset} "
-                                    "(archive truncated: no end-of-archive marker)") from None
-        except tarfile.HeaderError as e:
-            raise tarfile.ReadError(f"{e} at offset {tf.offset}") from None
+def _overlay_whiteout(target: safetar.Target, parent_fd: int, base: str, ti: tarfile.TarInfo) -> bool:
+    """`.wh..wh..opq` -> the opaque xattr on its directory; `.wh.NAME` -> a 0/0 char device NAME."""
+    if base == WHITEOUT_OPAQUE:
+        os.setxattr(parent_fd, OPAQUE_XATTR, b"y")
+        return True
+    if base.startswith(WHITEOUT_META_PREFIX):
+        return True                    # other AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs): ignored
+    hidden = base[len(WHITEOUT_PREFIX):]
+    if hidden in ("", ".", ".."):
+        raise LayerError(f'invalid tar entry "{ti.name}": invalid whiteout name')
+    target.remove(parent_fd, hidden)
+    os.mknod(hidden, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent_fd)
+    os.chown(hidden, ti.uid, ti.gid, dir_fd=parent_fd, follow_symlinks=False)
+    return True
 
 
-def _plain_stream(tf: tarfile.TarFile):
-    """tarfile's stream-mode reader if it has the shape this module knows (uncompressed, with a
-    read-ahead buffer `buf`, a position `pos` and the source `fileobj`), else None."""
-    st = tf.fileobj
-    if (type(st).__name__ == "_Stream" and getattr(st, "comptype", None) == "tar"
-            and isinstance(getattr(st, "buf", None), bytes) and isinstance(getattr(st, "pos", None), int)
-            and hasattr(getattr(st, "fileobj", None), "read")):
-        return st
-    return None
-
-
-def _member_chunks(tf: tarfile.TarFile, ti: tarfile.TarInfo, plain=None) -> Iterator[bytes]:
-    """The data of a regular member in chunks of at most CHUNK bytes; stops early if the archive ends.
-
-    Going through tf.extractfile() costs three extra copies of every byte (tarfile's read-ahead join
-    and slice, then BufferedReader); for plain members the bytes are taken from tarfile's read-ahead
-    buffer and then straight from the source stream, keeping tarfile's position in step."""
-    remaining = ti.size
-    st = plain if ti.sparse is None else None
-    if st is None:
-        src = tf.extractfile(ti)
-        while remaining > 0:
-            buf = src.read(min(CHUNK, remaining))
-            if not buf:
-                return
-            remaining -= len(buf)
-            yield buf
-        return
-    if st.buf:
-        head = st.buf[:remaining]
-        st.buf = st.buf[len(head):]
-        st.pos += len(head)
-        remaining -= len(head)
-        yield head
-    raw = st.fileobj
-    while remaining > 0:
-        buf = raw.read(min(CHUNK, remaining))
-        if not buf:
-            return
-        st.pos += len(buf)
-        remaining -= len(buf)
-        yield buf
-
-
-def _mtime_ns(mtime) -> int:
-    if isinstance(mtime, int):
-        return mtime * 1_000_000_000
-    return round(mtime * 1e9)
-
-
-class _Extractor:
-    def __init__(self, dest: str):
-        self.dest = dest
-        self.real_dirs: set[str] = {""}          # relative paths verified to be real directories
-        self.dir_times: list[tuple[str, int]] = []
-        self.root: tarfile.TarInfo | None = None
-        self.total = 0
-        self.plain = None              # tarfile's stream when the fast data path applies
-
-    # -- paths --------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _split(name: str, entry: str, what: str = "path") -> list[str]:
-        if "\0" in name:
-            raise LayerError(f'invalid tar entry "{entry}": {what} contains a NUL byte')
-        if name.startswith("/"):
-            raise LayerError(f'invalid tar entry "{entry}": absolute {what} "{name}" is not allowed')
-        norm = posixpath.normpath(name)
-        if norm == ".":
-            return []
-        parts = norm.split("/")
-        if parts[0] == "..":
-            raise LayerError(f'invalid tar entry "{entry}": {what} "{name}" escapes the layer')
-        return parts
-
-    def _parent(self, entry: str, parts: list[str], create: bool = True) -> str:
-        """Make sure every parent component of parts is a real directory inside dest (creating missing
-        ones if `create`) and return the absolute path of parts. Symlinks are never followed."""
-        cur = self.dest
-        rel = ""
-        for comp in parts[:-1]:
-            rel = rel + "/" + comp if rel else comp
-            cur = cur + "/" + comp
-            if rel in self.real_dirs:
-                continue
-            try:
-                st = os.lstat(cur)
-            except FileNotFoundError:
-                if not create:
-                    raise LayerError(f'invalid tar entry "{entry}": "{rel}" does not exist in the layer') \
-                        from None
-                os.mkdir(cur, 0o755)
-                os.chmod(cur, 0o755)
-                self.real_dirs.add(rel)
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                self.real_dirs.add(rel)
-            elif stat.S_ISLNK(st.st_mode):
-                raise LayerError(f'invalid tar entry "{entry}": path escapes the layer through '
-                                 f'symlink "{rel}"')
-            else:
-                raise LayerError(f'invalid tar entry "{entry}": parent "{rel}" is not a directory')
-        return cur + "/" + parts[-1] if parts else cur
-
-    def _create(self, path: str, make):
-        """Run make() (which creates path exclusively, never following a symlink at path); whatever
-        already exists at path is removed first. Avoids an lstat per entry in the common case."""
-        try:
-            return make()
-        except FileExistsError:
-            self._remove(path)
-            return make()
-
-    def _remove(self, path: str) -> os.stat_result | None:
-        """Remove whatever is at path (never following symlinks); returns its old lstat or None."""
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return None
-        if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(path)
-            self.real_dirs = {""}      # cached directories below path are gone
-        else:
-            os.unlink(path)
-        return st
-
-    # -- metadata -----------------------------------------------------------------------------------
-
-    @staticmethod
-    def _xattrs(ti: tarfile.TarInfo) -> Iterator[tuple[str, bytes]]:
-        for key, value in ti.pax_headers.items():
-            if key.startswith(_PAX_XATTR_PREFIX):
-                name = key[len(_PAX_XATTR_PREFIX):]
-                if not name or name.startswith(_OVERLAY_XATTR_PREFIX):
-                    continue        # overlay's own metadata must only come from whiteout entries
-                yield name, value.encode("utf-8", "surrogateescape")
-
-    def _set_xattrs(self, target, ti: tarfile.TarInfo, follow: bool = True) -> None:
-        if not ti.pax_headers:
-            return
-        for name, value in self._xattrs(ti):
-            try:
-                os.setxattr(target, name, value, follow_symlinks=follow)
-            except OSError as e:
-                if e.errno not in _IGNORABLE_XATTR_ERRNOS:
-                    raise
-
-    @staticmethod
-    def _utime(target, ti: tarfile.TarInfo, follow: bool = True) -> None:
-        ns = _mtime_ns(ti.mtime)
-        try:
-            os.utime(target, ns=(ns, ns), follow_symlinks=follow)
-        except (OverflowError, ValueError):
-            pass
-
-    # -- entries ------------------------------------------------------------------------------------
-
-    def entry(self, tf: tarfile.TarFile, ti: tarfile.TarInfo) -> None:
-        name = ti.name
-        parts = self._split(name, name)
-        if not parts:
-            if not ti.isdir():
-                raise LayerError(f'invalid tar entry "{name}": the layer root must be a directory')
-            self.root = ti
-            return
-        base = parts[-1]
-        if base.startswith(WHITEOUT_PREFIX):
-            self._whiteout(ti, name, parts, base)
-            return
-        if ti.ischr() or ti.isblk():
-            raise LayerError(f'invalid tar entry "{name}": device nodes are not allowed in layers')
-        if not (ti.isreg() or ti.isdir() or ti.issym() or ti.islnk() or ti.isfifo()):
-            raise LayerError(f'invalid tar entry "{name}": unsupported entry type {ti.type!r}')
-        if ti.islnk():
-            self._hardlink(ti, name, parts)
-            return
-        if ti.issym() and not ti.linkname:
-            raise LayerError(f'invalid tar entry "{name}": symlink with an empty target')
-        path = self._parent(name, parts)
-        mode = ti.mode & 0o7777
-        if ti.isdir():
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                st = None
-            if st is None or not stat.S_ISDIR(st.st_mode):
-                if st is not None:
-                    os.unlink(path)
-                os.mkdir(path, 0o700)
-            self.real_dirs.add("/".join(parts))
-            os.lchown(path, ti.uid, ti.gid)
-            os.chmod(path, mode)
-            self._set_xattrs(path, ti)
-            self.dir_times.append((path, _mtime_ns(ti.mtime)))
-            return
-        if ti.isreg():
-            fd = self._create(path, lambda: os.open(path, _CREATE_FLAGS, 0o600))
-            try:
-                if ti.size:
-                    self._copy(tf, ti, fd)
-                os.fchown(fd, ti.uid, ti.gid)
-                os.fchmod(fd, mode)
-                self._set_xattrs(fd, ti)
-                self._utime(fd, ti)
-            finally:
-                os.close(fd)
-            self.total += ti.size
-        elif ti.issym():
-            self._create(path, lambda: os.symlink(ti.linkname, path))
-            os.lchown(path, ti.uid, ti.gid)
-            self._set_xattrs(path, ti, follow=False)
-            self._utime(path, ti, follow=False)
-        else:  # FIFO
-            self._create(path, lambda: os.mkfifo(path, 0o600))
-            os.lchown(path, ti.uid, ti.gid)
-            os.chmod(path, mode)
-            self._set_xattrs(path, ti)
-            self._utime(path, ti)
-
-    def _copy(self, tf: tarfile.TarFile, ti: tarfile.TarInfo, fd: int) -> None:
-        remaining = ti.size
-        write = os.write
-        for buf in _member_chunks(tf, ti, self.plain):
-            remaining -= len(buf)
-            view = memoryview(buf)
-            while view:
-                view = view[write(fd, view):]
-        if remaining:
-            raise tarfile.ReadError(f'unexpected end of data in "{ti.name}"')
-
-    def _whiteout(self, ti: tarfile.TarInfo, name: str, parts: list[str], base: str) -> None:
-        if base == WHITEOUT_OPAQUE:
-            dirpath = os.path.dirname(self._parent(name, parts))
-            os.setxattr(dirpath, OPAQUE_XATTR, b"y", follow_symlinks=False)
-            return
-        if base.startswith(WHITEOUT_META_PREFIX):
-            return                     # other AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs): ignored
-        hidden = base[len(WHITEOUT_PREFIX):]
-        if hidden in ("", ".", ".."):
-            raise LayerError(f'invalid tar entry "{name}": invalid whiteout name')
-        path = self._parent(name, parts[:-1] + [hidden])
-        self._remove(path)
-        os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
-        os.lchown(path, ti.uid, ti.gid)
-
-    def _hardlink(self, ti: tarfile.TarInfo, name: str, parts: list[str]) -> None:
-        lparts = self._split(ti.linkname, name, "hardlink target")
-        if not lparts:
-            raise LayerError(f'invalid tar entry "{name}": hardlink to the layer root')
-        if lparts == parts:
-            raise LayerError(f'invalid tar entry "{name}": hardlink to itself')
-        target = self._parent(name, lparts, create=False)
-        try:
-            tst = os.lstat(target)
-        except FileNotFoundError:
-            raise LayerError(f'invalid tar entry "{name}": hardlink target "{ti.linkname}" '
-                             'is not in the layer') from None
-        if stat.S_ISDIR(tst.st_mode):
-            raise LayerError(f'invalid tar entry "{name}": hardlink to directory "{ti.linkname}"')
-        path = self._parent(name, parts)
-        self._remove(path)
-        os.link(target, path, follow_symlinks=False)
-
-    def finish(self) -> None:
-        for path, ns in self.dir_times:
-            try:
-                os.utime(path, ns=(ns, ns), follow_symlinks=False)
-            except (FileNotFoundError, OverflowError, ValueError):
-                pass
-        if self.root is not None:
-            ti = self.root
-            os.lchown(self.dest, ti.uid, ti.gid)
-            os.chmod(self.dest, ti.mode & 0o777)
-            self._set_xattrs(self.dest, ti)
-            self._utime(self.dest, ti)
-
-
-def extract_layer(stream, dest: str) -> int:
+def extract_layer(stream, dest: str, limits: safetar.Limits | None = None) -> int:
     """Extract the uncompressed tar `stream` (read sequentially, never seeked) into the existing empty
     directory `dest` as one overlayfs lower layer; returns the total bytes of regular-file content.
 
-    Whiteouts become overlayfs whiteouts. Raises LayerError for unsafe or corrupt content; dest may
-    then hold a partial extraction that the caller should remove."""
-    dest = os.path.abspath(dest)
+    Whiteouts become overlayfs whiteouts. Raises LayerError for unsafe or corrupt content (and
+    safetar.ArchiveTooLarge past `limits`); dest may then hold a partial extraction that the caller
+    should remove."""
     if not stat.S_ISDIR(os.lstat(dest).st_mode):
         raise NotADirectoryError(dest)
-    ex = _Extractor(dest)
-    name = None
-    try:
-        with tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE, tarinfo=_StrictTarInfo,
-                          encoding="utf-8", errors="surrogateescape") as tf:
-            ex.plain = _plain_stream(tf)
-            while True:
-                ti = tf.next()
-                if ti is None:
-                    break
-                tf.members.clear()      # never looked up again; keeps memory flat for huge layers
-                name = ti.name
-                ex.entry(tf, ti)
-        ex.finish()
-    except LayerError:
-        raise
-    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, UnicodeError) as e:
-        raise LayerError(f"invalid tar archive: {e}") from None
-    except OSError as e:
-        if e.errno in _CONTENT_ERRNOS and name is not None:
-            raise LayerError(f'invalid tar entry "{name}": {os.strerror(e.errno)}') from None
-        raise
-    return ex.total
+    return safetar.extract(stream, dest, limits=limits, on_whiteout=_overlay_whiteout, what="layer")
 
 
 # ---------------------------------------------------------------------------------------------------
