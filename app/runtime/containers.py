@@ -24,6 +24,7 @@ from app.common.fsutil import dir_size
 from app.common.reference import ReferenceError, normalize_name
 from app.errors import Conflict, InvalidParameter, NotFound, NotModified
 from app.events.model import NewEvent
+from app.runtime import faults, recovery
 from app.runtime.attach import AttachHub, Subscription
 from app.runtime.configkeys import CONFIG_KEYS, HOST_CONFIG_KEYS, canonical_keys
 from app.runtime.monitor import Monitor
@@ -108,6 +109,13 @@ def _validate_config(config: dict) -> None:
             raise InvalidParameter(f"invalid environment variable: {entry}")
 
 
+class _StartAttempt:
+    """A start in flight; `rm -f` sets `cancelled` (and kills what the start made) to end it."""
+
+    def __init__(self):
+        self.cancelled = threading.Event()
+
+
 class _AttachWaiter:
     """An attach that arrived before the container started (`docker run` attaches, then starts)."""
 
@@ -134,6 +142,8 @@ class Containers:
         self._closing = threading.Event()
         self.closing = self._closing          # read by streaming handlers (attach with logs) to end
         self._unreaped: set[int] = set()     # exited containers' conmon pids not yet waited for
+        self._starting: dict[str, _StartAttempt] = {}    # guarded by its own lock: the start holds self.lock
+        self._starting_lock = threading.Lock()
         self.reconcile()
         self._notify = ExitDirWatch(self.monitor.exits_dir)
         self._watcher = threading.Thread(target=self._watch, name="exit-watcher", daemon=True)
@@ -232,10 +242,15 @@ class Containers:
                 raise Conflict("cannot start a paused container, try unpause instead")
             if row["state"] in ("running", "restarting"):
                 raise NotModified("container already started")
+            attempt = _StartAttempt()
+            with self._starting_lock:
+                self._starting[row["id"]] = attempt
             try:
-                self._prepare_and_run(row)
+                self._prepare_and_run(row, attempt)
             except (RuncError, InvalidParameter) as err:
                 self._release_attach_waiters(row["id"])    # as moby cancels attaches on a failed start
+                if attempt.cancelled.is_set():             # rm -f ended it; the removal follows
+                    raise Conflict(f"container {row['id']} was removed while it was starting") from err
                 code = _exit_code_for(err)
                 self.engine.store.append([NewEvent("container", "start-failed", row["id"], self._attrs(row),
                                                    payload={"error": str(err), "exit_code": code})])
@@ -244,8 +259,43 @@ class Containers:
                 if isinstance(err, RuncError) and code in (126, 127):
                     raise InvalidParameter(str(err)) from err
                 raise
+            finally:
+                with self._starting_lock:
+                    self._starting.pop(row["id"], None)
 
-    def _prepare_and_run(self, row: dict) -> None:
+    def _cancel_start(self, cid: str) -> bool:
+        """`rm -f` of a container whose start is in flight (it may hang in runc or conmon): mark it
+        cancelled and kill what it made so far, so its waits end and it cleans up and fails."""
+        with self._starting_lock:
+            attempt = self._starting.get(cid)
+        if attempt is None:
+            return False
+        attempt.cancelled.set()
+        self.monitor.kill(cid, self.bundle(cid))               # conmon, and the `runc create` it runs
+        recovery.kill_cgroup(self.cgroup_parent, cid)          # `runc init`
+        return True
+
+    @staticmethod
+    def _check_cancelled(cid: str, attempt: _StartAttempt) -> None:
+        if attempt.cancelled.is_set():
+            raise RuncError(f"container {cid} was removed while it was starting")
+
+    def _undo_start(self, cid: str, bundle: str) -> None:
+        """A start that failed, timed out or was cancelled: kill and remove whatever it made."""
+        try:
+            self.runc.delete(cid, force=True)
+        except RuncError as err:
+            logging.getLogger("berth").warning("runc delete %s: %s", cid[:12], err)
+        self.monitor.kill(cid, bundle)
+        recovery.kill_cgroup(self.cgroup_parent, cid)
+        shutil.rmtree(os.path.join(self.runc.root, cid), ignore_errors=True)
+        unmount_rootfs(bundle)
+        self._reap(cid, bundle)             # a conmon that reported the failure exits
+
+    def unmount(self, bundle: str) -> None:
+        unmount_rootfs(bundle)
+
+    def _prepare_and_run(self, row: dict, attempt: _StartAttempt) -> None:
         cid = row["id"]
         bundle = self.bundle(cid)
         os.makedirs(bundle, mode=0o711, exist_ok=True)
@@ -257,23 +307,32 @@ class Containers:
         etc = write_etc_files(bundle, hostname)
         rootfs = mount_rootfs(bundle, layers)
         try:
+            faults.point("start:after-mount")
+            self._check_cancelled(cid, attempt)
             spec = build_spec(rootfs=rootfs, container_id=cid, image_config=image_cfg, config=config,
                               host_config=host_config, hostname=hostname,
                               cgroups_path=f"/{self.cgroup_parent}/{cid}", netns_path=None, etc_files=etc)
             with open(os.path.join(bundle, "config.json"), "w") as fh:
                 fh.write(json.dumps(spec))      # dumps uses the C encoder; dump() iterates in Python
+            faults.point("start:after-bundle")
             self.monitor.cleanup(cid, bundle)     # an exit file of a previous run
+            self._check_cancelled(cid, attempt)
             pid = self.monitor.create(cid, bundle, row["name"], stdin=bool(config.get("OpenStdin")),
                                       stdin_once=bool(config.get("StdinOnce")), tty=bool(config.get("Tty")),
                                       keep_log=(host_config.get("LogConfig") or {}).get("Type") != "none")
+            faults.point("start:after-runc-create")
+            self._check_cancelled(cid, attempt)
             self._connect_waiting_attaches(cid, bundle)   # before the process runs: no output is missed
+            faults.point("start:before-release", attempt.cancelled)
+            self._check_cancelled(cid, attempt)
             self.monitor.start(cid, pid)
+            faults.point("start:after-release")
+            self._check_cancelled(cid, attempt)
         except BaseException:
-            self.runc.delete(cid, force=True)
-            unmount_rootfs(bundle)
-            self._reap(cid, bundle)             # a conmon that reported the failure exits
+            self._undo_start(cid, bundle)
             raise
         self.engine.store.append([NewEvent("container", "start", cid, self._attrs(row), payload={"pid": pid})])
+        faults.point("start:after-start-event")
 
     def _attrs(self, row: dict) -> dict:
         return {"image": row["image"], "name": row["name"], **json.loads(row["labels"])}
@@ -400,6 +459,7 @@ class Containers:
                 "execDuration": str(max(0, (time.time_ns() - started) // 1_000_000_000))}))
             self.engine.store.append(events)
             self.exited.notify_all()
+            faults.point("exit:after-die")
             if json.loads(row["host_config"]).get("AutoRemove"):    # `docker run --rm`
                 self.remove(cid, force=False)
 
@@ -433,16 +493,9 @@ class Containers:
                 self._unreaped.discard(pid)
 
     def reconcile(self) -> None:
-        """At start: containers that exited, or lost their monitor, while the daemon was away."""
-        for (cid,) in self._q("SELECT id FROM containers WHERE state IN ('running', 'paused')"):
-            bundle = self.bundle(cid)
-            if self.monitor.exit_code(cid) is not None:
-                self.finish(cid)
-            elif self.monitor.conmon_pid(cid, bundle) is None:
-                self.finish(cid, code=255)
-        for name in os.listdir(self.runc.root):    # runc state the store does not know about
-            if not self._q("SELECT 1 FROM containers WHERE id=?", (name,)):
-                self.runc.delete(name, force=True)
+        """At start: exits that happened while the daemon was away, and whatever a start or rm cut
+        short left on the host (app/runtime/recovery.py)."""
+        recovery.reconcile(self)
 
     # ------------------------------------------------------------------------------ stop / kill
 
@@ -688,7 +741,7 @@ class Containers:
         between (that once destroyed a running container without a die). A forced removal kills
         outside the lock, because seeing the exit needs the watcher, and then checks again."""
         cid = self.resolve(ref)["id"]
-        killed = False
+        killed = force and self._cancel_start(cid)      # a start in flight (maybe hanging) is ended first
         while True:
             with self.lock:
                 rows = self._q("SELECT * FROM containers WHERE id=?", (cid,))
@@ -706,23 +759,34 @@ class Containers:
                 if not force:
                     raise Conflict(f'cannot remove container "/{row["name"]}": container is running: stop the '
                                    "container before removing or force remove")
+            recovery.mark_removing(self, cid)           # a cut from here on is finished at the next boot
             try:
                 self.kill(cid, 9)
             except Conflict:
                 pass
+            faults.point("rm:after-kill")
             self._thaw(cid)
             self.wait_exit(cid, None)
             killed = True
 
     def _destroy(self, row: dict) -> None:
-        """Remove a container that is not running (caller holds the lock)."""
-        bundle = self.bundle(row["id"])
+        """Remove a container that is not running (caller holds the lock). The removal marker makes
+        the next boot finish a removal cut at any step (app/runtime/recovery.py)."""
+        cid = row["id"]
+        bundle = self.bundle(cid)
+        recovery.mark_removing(self, cid)
         unmount_rootfs(bundle)
-        if self.runc.known(row["id"]):          # finish() has usually deleted it already
-            self.runc.delete(row["id"], force=True)
-        self.monitor.cleanup(row["id"], bundle)
+        faults.point("rm:after-unmount")
+        if self.runc.known(cid):                # finish() has usually deleted it already
+            self.runc.delete(cid, force=True)
+        faults.point("rm:after-runc-delete")
+        self.monitor.kill(cid, bundle)          # nothing may outlive the container: a stray conmon,
+        recovery.kill_cgroup(self.cgroup_parent, cid)   # or cgroups a cut start left
+        self.monitor.cleanup(cid, bundle)
         shutil.rmtree(bundle, ignore_errors=True)
-        self.engine.store.append([NewEvent("container", "destroy", row["id"], self._attrs(row))])
+        faults.point("rm:before-destroy")
+        self.engine.store.append([NewEvent("container", "destroy", cid, self._attrs(row))])
+        recovery.unmark_removing(self, cid)
         self._release_attach_waiters(row["id"])
         self._hubs.pop(row["id"], None)
         self.exited.notify_all()

@@ -1,0 +1,244 @@
+"""Recovery: bring the host back in line with the store after an operation was cut short — the daemon
+SIGKILLed in the middle of a start or an rm, or a start that hangs and is force-removed.
+
+The store is the truth. A container the log does not show running must have nothing on the host but
+its directory (upper layer, log): no conmon, no `runc init`, no runc state, no cgroup, no mount. A
+start cut before its `start` event is therefore rolled back, even when the process was already
+released: the client never heard that the start succeeded, and a half-recorded run (no pid, no
+start time) would be worse than none. A container the log shows running keeps running if its conmon
+is alive and runc knows it; otherwise its exit is recorded (255 when nobody saw the code).
+
+An rm leaves `<containers dir>/<id>.removing` before it touches anything and deletes it after
+`destroy` is appended, so a cut rm is finished at the next boot. AutoRemove containers that are not
+running at boot are removed, as moby's daemon restore does.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import time
+
+from app.runtime.overlay import is_mounted
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+REMOVING_SUFFIX = ".removing"
+ID_RE = re.compile(r"^[0-9a-f]{64}$")
+log = logging.getLogger("berth")
+
+
+# ---------------------------------------------------------------------------------- host pieces
+
+def cgroup_dirs(cgroup_parent: str, cid: str) -> list[str]:
+    """The container's cgroup in every hierarchy that has one (cgroup v1 controllers, the named
+    systemd hierarchy, the unified v2 mount)."""
+    try:
+        hierarchies = os.listdir(CGROUP_ROOT)
+    except FileNotFoundError:
+        return []
+    found = []
+    for hierarchy in hierarchies:
+        path = os.path.join(CGROUP_ROOT, hierarchy, cgroup_parent, cid)
+        if os.path.isdir(path):
+            found.append(path)
+    return found
+
+
+def _cgroup_pids(path: str) -> list[int]:
+    pids = []
+    for dirpath, _, files in os.walk(path):
+        if "cgroup.procs" in files:
+            try:
+                with open(os.path.join(dirpath, "cgroup.procs")) as fh:
+                    pids += [int(line) for line in fh if line.strip()]
+            except OSError:
+                pass
+    return pids
+
+
+def kill_cgroup(cgroup_parent: str, cid: str, timeout: float = 5) -> None:
+    """SIGKILL everything in the container's cgroups (a `runc init` nobody released, a process a
+    killed conmon left), then remove the cgroups. A frozen cgroup is thawed first: a frozen process
+    cannot die."""
+    dirs = cgroup_dirs(cgroup_parent, cid)
+    if not dirs:
+        return
+    for path in dirs:
+        if path.startswith(os.path.join(CGROUP_ROOT, "freezer") + "/"):
+            try:
+                with open(os.path.join(path, "freezer.state"), "w") as fh:
+                    fh.write("THAWED")
+            except OSError:
+                pass
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = {pid for path in dirs for pid in _cgroup_pids(path)}
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if not pids or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)        # killed processes leave the cgroup once they have exited
+    for path in dirs:
+        for dirpath, _, _ in sorted(os.walk(path), key=lambda item: len(item[0]), reverse=True):
+            for _ in range(100):            # EBUSY while a killed process is still on its way out
+                try:
+                    os.rmdir(dirpath)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as err:
+                    if err.errno != errno.EBUSY or time.monotonic() > deadline:
+                        log.warning("cgroup %s left behind: %s", dirpath, err)
+                        break
+                    time.sleep(0.01)
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def runtime_processes(runc_root: str, exits_dir: str) -> dict[str, list[int]]:
+    """conmons and runc commands of this data root, by container id: one scan of /proc, used at
+    boot only. Other daemons' processes name other directories and are never touched."""
+    found: dict[str, list[int]] = {}
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        argv = _cmdline(int(entry))
+        if not argv:
+            continue
+        prog = os.path.basename(argv[0])
+        ours = (prog.startswith("conmon") and exits_dir in argv) or (prog.startswith("runc") and runc_root in argv)
+        if not ours:
+            continue
+        cid = next((a for a in argv if ID_RE.match(a)), None)
+        if cid is None and prog.startswith("conmon"):
+            cid = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "-c"), None)
+        if cid:
+            found.setdefault(cid, []).append(int(entry))
+    return found
+
+
+# ---------------------------------------------------------------------------------- per container
+
+def sweep(containers, cid: str, pids: list[int] = ()) -> bool:
+    """Remove everything a stopped (or never started) container may have left on the host except its
+    directory: conmon, runc commands, `runc init`, runc state, cgroups, the rootfs mount, the exit
+    file and attach socket. Caller holds the containers lock. True if anything was found."""
+    c = containers
+    bundle = c.bundle(cid)
+    found = False
+    conmon = c.monitor.conmon_pid(cid, bundle)
+    if conmon:
+        found = True
+        c.monitor.kill(cid, bundle)
+    for pid in pids:
+        found = True
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if c.runc.known(cid):
+        found = True
+        try:
+            c.runc.delete(cid, force=True)      # kills a `runc init` still waiting to be released
+        except Exception as err:  # noqa: BLE001 - what is left is removed by hand below
+            log.warning("runc delete %s: %s", cid[:12], err)
+        shutil.rmtree(os.path.join(c.runc.root, cid), ignore_errors=True)
+    if cgroup_dirs(c.cgroup_parent, cid):
+        found = True
+        kill_cgroup(c.cgroup_parent, cid)
+    rootfs = os.path.join(bundle, "rootfs")
+    if os.path.isdir(rootfs) and is_mounted(rootfs):
+        found = True
+    c.unmount(bundle)
+    if found:
+        c.monitor.cleanup(cid, bundle)
+        try:
+            os.unlink(os.path.join(bundle, "config.json"))     # written again by the next start
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def removal_marker(containers, cid: str) -> str:
+    return os.path.join(containers.dir, cid + REMOVING_SUFFIX)
+
+
+def mark_removing(containers, cid: str) -> None:
+    with open(removal_marker(containers, cid), "w"):
+        pass
+
+
+def unmark_removing(containers, cid: str) -> None:
+    try:
+        os.unlink(removal_marker(containers, cid))
+    except FileNotFoundError:
+        pass
+
+
+# ---------------------------------------------------------------------------------- at boot
+
+def reconcile(containers) -> None:
+    """Run once at engine start, before the exit watcher: see the module docstring."""
+    c = containers
+    with c.lock:
+        procs = runtime_processes(c.runc.root, c.monitor.exits_dir)
+        rows = {row["id"]: dict(row) for row in c._q("SELECT id, state, host_config FROM containers")}
+        # 1. containers the log shows running: still running, exited meanwhile, or lost
+        for cid, row in rows.items():
+            if row["state"] not in ("running", "paused"):
+                continue
+            bundle = c.bundle(cid)
+            if c.monitor.exit_code(cid) is not None:
+                c.finish(cid)
+            elif c.monitor.conmon_pid(cid, bundle) is None:
+                c.finish(cid, code=255)
+            elif not c.runc.known(cid):             # conmon alive, runc knows nothing: nothing to manage
+                c.monitor.kill(cid, bundle)
+                kill_cgroup(c.cgroup_parent, cid)
+                c.finish(cid, code=255)
+        # 2. removals that were cut: finish them
+        for name in os.listdir(c.dir):
+            if name.endswith(REMOVING_SUFFIX):
+                cid = name[:-len(REMOVING_SUFFIX)]
+                if c.is_running(cid):               # cut before its exit was seen: rm -f's SIGKILL
+                    c.monitor.kill(cid, c.bundle(cid))
+                    kill_cgroup(c.cgroup_parent, cid)
+                    c.finish(cid, code=137)
+                if c._q("SELECT 1 FROM containers WHERE id=?", (cid,)):
+                    log.info("finishing the removal of %s", cid[:12])
+                    c.remove(cid, force=True)
+                unmark_removing(c, cid)
+        rows = {row["id"]: dict(row) for row in c._q("SELECT id, state, host_config FROM containers")}
+        # 3. containers that are not running: a start or rm cut at any point leaves its pieces here
+        for cid, row in rows.items():
+            if row["state"] not in ("running", "paused") and sweep(c, cid, procs.get(cid, [])):
+                log.info("cleaned up an interrupted start or removal of %s", cid[:12])
+        # 4. runtime leftovers of ids the store does not know
+        unknown = set(procs)
+        unknown.update(n for n in os.listdir(c.runc.root))
+        unknown.update(n for n in os.listdir(c.dir) if ID_RE.match(n))
+        unknown.update(n for n in os.listdir(c.monitor.exits_dir) if ID_RE.match(n))
+        unknown.update(n for n in os.listdir(c.monitor.sockets_dir) if ID_RE.match(n))
+        for cid in sorted(unknown - set(rows)):
+            sweep(c, cid, procs.get(cid, []))
+            c.monitor.cleanup(cid, c.bundle(cid))
+            if os.path.isdir(c.bundle(cid)):
+                shutil.rmtree(c.bundle(cid), ignore_errors=True)
+        # 5. AutoRemove containers that are not running go, as in moby's restore
+        for cid, row in rows.items():
+            if row["state"] not in ("running", "paused") and json.loads(row["host_config"] or "{}").get("AutoRemove"):
+                c.remove(cid, force=True)
