@@ -280,16 +280,19 @@ class Containers:
         if attempt.cancelled.is_set():
             raise RuncError(f"container {cid} was removed while it was starting")
 
-    def _undo_start(self, cid: str, bundle: str) -> None:
+    def _undo_start(self, cid: str, bundle: str, pid: int) -> None:
         """A start that failed, timed out or was cancelled: kill and remove whatever it made."""
         try:
             self.runc.delete(cid, force=True)
         except RuncError as err:
             logging.getLogger("berth").warning("runc delete %s: %s", cid[:12], err)
+        conmon = self.monitor.conmon_pid_any(cid, bundle)
         self.monitor.kill(cid, bundle)
-        recovery.kill_cgroup(self.cgroup_parent, cid)
+        killed = recovery.kill_cgroup(self.cgroup_parent, cid)
         shutil.rmtree(os.path.join(self.runc.root, cid), ignore_errors=True)
         unmount_rootfs(bundle)
+        # killed processes (conmon, a `runc init` whose `runc create` died) come to us as the subreaper
+        recovery.reap_exited(killed | {p for p in (conmon, pid) if p})
         self._reap(cid, bundle)             # a conmon that reported the failure exits
 
     def unmount(self, bundle: str) -> None:
@@ -306,6 +309,7 @@ class Containers:
         hostname = config.get("Hostname") or cid[:12]
         etc = write_etc_files(bundle, hostname)
         rootfs = mount_rootfs(bundle, layers)
+        pid = 0
         try:
             faults.point("start:after-mount")
             self._check_cancelled(cid, attempt)
@@ -329,7 +333,7 @@ class Containers:
             faults.point("start:after-release")
             self._check_cancelled(cid, attempt)
         except BaseException:
-            self._undo_start(cid, bundle)
+            self._undo_start(cid, bundle, pid)
             raise
         self.engine.store.append([NewEvent("container", "start", cid, self._attrs(row), payload={"pid": pid})])
         faults.point("start:after-start-event")

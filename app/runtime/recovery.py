@@ -60,13 +60,14 @@ def _cgroup_pids(path: str) -> list[int]:
     return pids
 
 
-def kill_cgroup(cgroup_parent: str, cid: str, timeout: float = 5) -> None:
+def kill_cgroup(cgroup_parent: str, cid: str, timeout: float = 5) -> set[int]:
     """SIGKILL everything in the container's cgroups (a `runc init` nobody released, a process a
     killed conmon left), then remove the cgroups. A frozen cgroup is thawed first: a frozen process
-    cannot die."""
+    cannot die. Returns the pids it killed (the caller reaps those that were re-parented to it)."""
     dirs = cgroup_dirs(cgroup_parent, cid)
+    killed: set[int] = set()
     if not dirs:
-        return
+        return killed
     for path in dirs:
         if path.startswith(os.path.join(CGROUP_ROOT, "freezer") + "/"):
             try:
@@ -77,6 +78,7 @@ def kill_cgroup(cgroup_parent: str, cid: str, timeout: float = 5) -> None:
     deadline = time.monotonic() + timeout
     while True:
         pids = {pid for path in dirs for pid in _cgroup_pids(path)}
+        killed |= pids
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -98,6 +100,7 @@ def kill_cgroup(cgroup_parent: str, cid: str, timeout: float = 5) -> None:
                         log.warning("cgroup %s left behind: %s", dirpath, err)
                         break
                     time.sleep(0.01)
+    return killed
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -106,6 +109,33 @@ def _cmdline(pid: int) -> list[str]:
             return fh.read().decode(errors="replace").split("\0")
     except OSError:
         return []
+
+
+def reap_exited(pids: set[int], timeout: float = 2) -> None:
+    """Wait for killed processes that are (or are about to become) this daemon's children: a killed
+    `runc init` is re-parented to the subreaper only once its `runc create` has died too. Processes
+    with another parent are left to it."""
+    me = os.getpid()
+    deadline = time.monotonic() + timeout
+    pending = set(pids)
+    while pending and time.monotonic() < deadline:
+        for pid in list(pending):
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    fields = fh.read().rpartition(")")[2].split()
+            except OSError:
+                pending.discard(pid)            # gone
+                continue
+            if fields[0] == "Z" and int(fields[1]) == me:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+                pending.discard(pid)
+            elif fields[0] == "Z" and int(fields[1]) == 1:
+                pending.discard(pid)            # init reaps it
+        if pending:
+            time.sleep(0.01)
 
 
 def runtime_processes(runc_root: str, exits_dir: str) -> dict[str, list[int]]:
