@@ -1,7 +1,8 @@
 """Container lifecycle: create, start, stop, kill, wait, remove, and exits observed from conmon.
 
 The containers projection is the state; every change is an appended event. Runtime facts (an exit
-file appeared, conmon vanished while the daemon was down) enter as events too, from `reconcile`.
+file appeared, conmon vanished while the daemon was down) enter as events too, from `reconcile`,
+which also cleans up what a start or rm cut short left on the host (app/runtime/recovery.py).
 """
 from __future__ import annotations
 
