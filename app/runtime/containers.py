@@ -115,6 +115,7 @@ class _StartAttempt:
 
     def __init__(self):
         self.cancelled = threading.Event()
+        self.thread = threading.current_thread()
 
 
 class _AttachWaiter:
@@ -269,8 +270,8 @@ class Containers:
         cancelled and kill what it made so far, so its waits end and it cleans up and fails."""
         with self._starting_lock:
             attempt = self._starting.get(cid)
-        if attempt is None:
-            return False
+        if attempt is None or attempt.thread is threading.current_thread():
+            return False                # none, or the start's own AutoRemove after it failed
         attempt.cancelled.set()
         self.monitor.kill(cid, self.bundle(cid))               # conmon, and the `runc create` it runs
         recovery.kill_cgroup(self.cgroup_parent, cid)          # `runc init`

@@ -221,54 +221,78 @@ def unmark_removing(containers, cid: str) -> None:
 
 # ---------------------------------------------------------------------------------- at boot
 
+def _guarded(what: str, cid: str, fn, *args) -> None:
+    """One container's trouble must not keep the daemon from starting: log it and go on."""
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001
+        log.exception("recovery: %s %s", what, cid[:12])
+
+
+def _recover_running(c, cid: str) -> None:
+    bundle = c.bundle(cid)
+    if c.monitor.exit_code(cid) is not None:
+        c.finish(cid)
+    elif c.monitor.conmon_pid(cid, bundle) is None:
+        c.finish(cid, code=255)
+    elif not c.runc.known(cid):             # conmon alive, runc knows nothing: nothing to manage
+        c.monitor.kill(cid, bundle)
+        kill_cgroup(c.cgroup_parent, cid)
+        c.finish(cid, code=255)
+
+
+def _finish_removal(c, cid: str) -> None:
+    if c.is_running(cid):                   # cut before its exit was seen: rm -f's SIGKILL
+        c.monitor.kill(cid, c.bundle(cid))
+        kill_cgroup(c.cgroup_parent, cid)
+        c.finish(cid, code=137)
+    if c._q("SELECT 1 FROM containers WHERE id=?", (cid,)):
+        log.info("finishing the removal of %s", cid[:12])
+        c.remove(cid, force=True)
+    unmark_removing(c, cid)
+
+
+def _sweep_unknown(c, cid: str, pids: list[int]) -> None:
+    sweep(c, cid, pids)
+    c.monitor.cleanup(cid, c.bundle(cid))
+    if os.path.isdir(c.bundle(cid)):
+        c.unmount(c.bundle(cid))
+        shutil.rmtree(c.bundle(cid), ignore_errors=True)
+
+
+def _sweep_stopped(c, cid: str, pids: list[int]) -> None:
+    if sweep(c, cid, pids):
+        log.info("cleaned up an interrupted start or removal of %s", cid[:12])
+
+
 def reconcile(containers) -> None:
     """Run once at engine start, before the exit watcher: see the module docstring."""
     c = containers
     with c.lock:
         procs = runtime_processes(c.runc.root, c.monitor.exits_dir)
-        rows = {row["id"]: dict(row) for row in c._q("SELECT id, state, host_config FROM containers")}
+        states = dict(c._q("SELECT id, state FROM containers"))
         # 1. containers the log shows running: still running, exited meanwhile, or lost
-        for cid, row in rows.items():
-            if row["state"] not in ("running", "paused"):
-                continue
-            bundle = c.bundle(cid)
-            if c.monitor.exit_code(cid) is not None:
-                c.finish(cid)
-            elif c.monitor.conmon_pid(cid, bundle) is None:
-                c.finish(cid, code=255)
-            elif not c.runc.known(cid):             # conmon alive, runc knows nothing: nothing to manage
-                c.monitor.kill(cid, bundle)
-                kill_cgroup(c.cgroup_parent, cid)
-                c.finish(cid, code=255)
+        for cid, state in states.items():
+            if state in ("running", "paused"):
+                _guarded("exit of", cid, _recover_running, c, cid)
         # 2. removals that were cut: finish them
         for name in os.listdir(c.dir):
             if name.endswith(REMOVING_SUFFIX):
                 cid = name[:-len(REMOVING_SUFFIX)]
-                if c.is_running(cid):               # cut before its exit was seen: rm -f's SIGKILL
-                    c.monitor.kill(cid, c.bundle(cid))
-                    kill_cgroup(c.cgroup_parent, cid)
-                    c.finish(cid, code=137)
-                if c._q("SELECT 1 FROM containers WHERE id=?", (cid,)):
-                    log.info("finishing the removal of %s", cid[:12])
-                    c.remove(cid, force=True)
-                unmark_removing(c, cid)
+                _guarded("removal of", cid, _finish_removal, c, cid)
         rows = {row["id"]: dict(row) for row in c._q("SELECT id, state, host_config FROM containers")}
+        stopped = [cid for cid, row in rows.items() if row["state"] not in ("running", "paused")]
         # 3. containers that are not running: a start or rm cut at any point leaves its pieces here
-        for cid, row in rows.items():
-            if row["state"] not in ("running", "paused") and sweep(c, cid, procs.get(cid, [])):
-                log.info("cleaned up an interrupted start or removal of %s", cid[:12])
+        for cid in stopped:
+            _guarded("clean-up of", cid, _sweep_stopped, c, cid, procs.get(cid, []))
         # 4. runtime leftovers of ids the store does not know
         unknown = set(procs)
-        unknown.update(n for n in os.listdir(c.runc.root))
-        unknown.update(n for n in os.listdir(c.dir) if ID_RE.match(n))
-        unknown.update(n for n in os.listdir(c.monitor.exits_dir) if ID_RE.match(n))
-        unknown.update(n for n in os.listdir(c.monitor.sockets_dir) if ID_RE.match(n))
+        unknown.update(os.listdir(c.runc.root))
+        for directory in (c.dir, c.monitor.exits_dir, c.monitor.sockets_dir):
+            unknown.update(n for n in os.listdir(directory) if ID_RE.match(n))
         for cid in sorted(unknown - set(rows)):
-            sweep(c, cid, procs.get(cid, []))
-            c.monitor.cleanup(cid, c.bundle(cid))
-            if os.path.isdir(c.bundle(cid)):
-                shutil.rmtree(c.bundle(cid), ignore_errors=True)
+            _guarded("leftovers of", cid, _sweep_unknown, c, cid, procs.get(cid, []))
         # 5. AutoRemove containers that are not running go, as in moby's restore
-        for cid, row in rows.items():
-            if row["state"] not in ("running", "paused") and json.loads(row["host_config"] or "{}").get("AutoRemove"):
-                c.remove(cid, force=True)
+        for cid in stopped:
+            if json.loads(rows[cid]["host_config"] or "{}").get("AutoRemove"):
+                _guarded("auto-removal of", cid, c.remove, cid, True)
