@@ -110,14 +110,6 @@ def _validate_config(config: dict) -> None:
             raise InvalidParameter(f"invalid environment variable: {entry}")
 
 
-class _StartAttempt:
-    """A start in flight; `rm -f` sets `cancelled` (and kills what the start made) to end it."""
-
-    def __init__(self):
-        self.cancelled = threading.Event()
-        self.thread = threading.current_thread()
-
-
 class _AttachWaiter:
     """An attach that arrived before the container started (`docker run` attaches, then starts)."""
 
@@ -144,7 +136,7 @@ class Containers:
         self._closing = threading.Event()
         self.closing = self._closing          # read by streaming handlers (attach with logs) to end
         self._unreaped: set[int] = set()     # exited containers' conmon pids not yet waited for
-        self._starting: dict[str, _StartAttempt] = {}    # guarded by its own lock: the start holds self.lock
+        self._starting: dict[str, recovery.StartAttempt] = {}    # guarded by its own lock: the start holds self.lock
         self._starting_lock = threading.Lock()
         self.reconcile()
         self._notify = ExitDirWatch(self.monitor.exits_dir)
@@ -244,7 +236,7 @@ class Containers:
                 raise Conflict("cannot start a paused container, try unpause instead")
             if row["state"] in ("running", "restarting"):
                 raise NotModified("container already started")
-            attempt = _StartAttempt()
+            attempt = recovery.StartAttempt()
             with self._starting_lock:
                 self._starting[row["id"]] = attempt
             try:
@@ -266,41 +258,22 @@ class Containers:
                     self._starting.pop(row["id"], None)
 
     def _cancel_start(self, cid: str) -> bool:
-        """`rm -f` of a container whose start is in flight (it may hang in runc or conmon): mark it
-        cancelled and kill what it made so far, so its waits end and it cleans up and fails."""
+        """`rm -f` of a container whose start is in flight (it may hang in runc or conmon)."""
         with self._starting_lock:
             attempt = self._starting.get(cid)
         if attempt is None or attempt.thread is threading.current_thread():
             return False                # none, or the start's own AutoRemove after it failed
-        attempt.cancelled.set()
-        self.monitor.kill(cid, self.bundle(cid))               # conmon, and the `runc create` it runs
-        recovery.kill_cgroup(self.cgroup_parent, cid)          # `runc init`
+        recovery.cancel_start(self, cid, attempt)
         return True
 
-    @staticmethod
-    def _check_cancelled(cid: str, attempt: _StartAttempt) -> None:
-        if attempt.cancelled.is_set():
-            raise RuncError(f"container {cid} was removed while it was starting")
-
-    def _undo_start(self, cid: str, bundle: str, pid: int) -> None:
-        """A start that failed, timed out or was cancelled: kill and remove whatever it made."""
-        try:
-            self.runc.delete(cid, force=True)
-        except RuncError as err:
-            logging.getLogger("berth").warning("runc delete %s: %s", cid[:12], err)
-        conmon = self.monitor.conmon_pid_any(cid, bundle)
-        self.monitor.kill(cid, bundle)
-        killed = recovery.kill_cgroup(self.cgroup_parent, cid)
-        shutil.rmtree(os.path.join(self.runc.root, cid), ignore_errors=True)
-        unmount_rootfs(bundle)
-        # killed processes (conmon, a `runc init` whose `runc create` died) come to us as the subreaper
-        recovery.reap_exited(killed | {p for p in (conmon, pid) if p})
+    def _undo_start(self, cid: str, bundle: str, pid: int, attempt: recovery.StartAttempt) -> None:
+        recovery.undo_start(self, cid, bundle, pid, attempt)
         self._reap(cid, bundle)             # a conmon that reported the failure exits
 
     def unmount(self, bundle: str) -> None:
         unmount_rootfs(bundle)
 
-    def _prepare_and_run(self, row: dict, attempt: _StartAttempt) -> None:
+    def _prepare_and_run(self, row: dict, attempt: recovery.StartAttempt) -> None:
         cid = row["id"]
         bundle = self.bundle(cid)
         os.makedirs(bundle, mode=0o711, exist_ok=True)
@@ -314,7 +287,7 @@ class Containers:
         pid = 0
         try:
             faults.point("start:after-mount")
-            self._check_cancelled(cid, attempt)
+            attempt.check(cid)
             spec = build_spec(rootfs=rootfs, container_id=cid, image_config=image_cfg, config=config,
                               host_config=host_config, hostname=hostname,
                               cgroups_path=f"/{self.cgroup_parent}/{cid}", netns_path=None, etc_files=etc)
@@ -322,20 +295,20 @@ class Containers:
                 fh.write(json.dumps(spec))      # dumps uses the C encoder; dump() iterates in Python
             faults.point("start:after-bundle")
             self.monitor.cleanup(cid, bundle)     # an exit file of a previous run
-            self._check_cancelled(cid, attempt)
+            attempt.check(cid)
             pid = self.monitor.create(cid, bundle, row["name"], stdin=bool(config.get("OpenStdin")),
                                       stdin_once=bool(config.get("StdinOnce")), tty=bool(config.get("Tty")),
                                       keep_log=(host_config.get("LogConfig") or {}).get("Type") != "none")
             faults.point("start:after-runc-create")
-            self._check_cancelled(cid, attempt)
+            attempt.check(cid)
             self._connect_waiting_attaches(cid, bundle)   # before the process runs: no output is missed
             faults.point("start:before-release", attempt.cancelled)
-            self._check_cancelled(cid, attempt)
+            attempt.check(cid)
             self.monitor.start(cid, pid)
             faults.point("start:after-release")
-            self._check_cancelled(cid, attempt)
+            attempt.check(cid)
         except BaseException:
-            self._undo_start(cid, bundle, pid)
+            self._undo_start(cid, bundle, pid, attempt)
             raise
         self.engine.store.append([NewEvent("container", "start", cid, self._attrs(row), payload={"pid": pid})])
         faults.point("start:after-start-event")

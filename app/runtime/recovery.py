@@ -21,9 +21,11 @@ import os
 import re
 import shutil
 import signal
+import threading
 import time
 
 from app.runtime.overlay import is_mounted
+from app.runtime.runc import RuncError
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 REMOVING_SUFFIX = ".removing"
@@ -159,6 +161,55 @@ def runtime_processes(runc_root: str, exits_dir: str) -> dict[str, list[int]]:
         if cid:
             found.setdefault(cid, []).append(int(entry))
     return found
+
+
+# ---------------------------------------------------------------------------------- a start in flight
+
+class StartAttempt:
+    """A start in flight (Containers._starting); `rm -f` cancels it to end it."""
+
+    def __init__(self):
+        self.cancelled = threading.Event()
+        self.thread = threading.current_thread()
+        self.killed: set[int] = set()       # pids rm -f killed; the start reaps them when it undoes itself
+
+    def check(self, cid: str) -> None:
+        if self.cancelled.is_set():
+            raise RuncError(f"container {cid} was removed while it was starting")
+
+
+def cancel_start(containers, cid: str, attempt: StartAttempt) -> None:
+    """Mark the start cancelled and kill what it made so far, so that its waits end (sync pipe EOF,
+    the released pid gone, a hang fault point) and it undoes itself and fails."""
+    attempt.cancelled.set()
+    containers.monitor.kill(cid, containers.bundle(cid))      # conmon, and the `runc create` it runs
+    attempt.killed |= kill_cgroup(containers.cgroup_parent, cid)                 # `runc init`
+
+
+def undo_start(containers, cid: str, bundle: str, pid: int, attempt: StartAttempt) -> None:
+    """A start that failed, timed out or was cancelled: kill and remove whatever it made."""
+    c = containers
+    killed = set(attempt.killed) | {pid, _init_pid(c.runc.root, cid)}
+    try:
+        c.runc.delete(cid, force=True)
+    except RuncError as err:
+        log.warning("runc delete %s: %s", cid[:12], err)
+    conmon = c.monitor.conmon_pid_any(cid, bundle)
+    c.monitor.kill(cid, bundle)
+    killed |= kill_cgroup(c.cgroup_parent, cid)
+    shutil.rmtree(os.path.join(c.runc.root, cid), ignore_errors=True)
+    c.unmount(bundle)
+    # killed processes (conmon, a `runc init` whose `runc create` died) come to us as the subreaper
+    reap_exited({p for p in killed | {conmon} if p})
+
+
+def _init_pid(runc_root: str, cid: str) -> int:
+    """The container's init pid from runc's state (known before conmon has reported it)."""
+    try:
+        with open(os.path.join(runc_root, cid, "state.json")) as fh:
+            return int(json.load(fh).get("init_process_pid") or 0)
+    except (OSError, ValueError, TypeError):
+        return 0
 
 
 # ---------------------------------------------------------------------------------- per container
