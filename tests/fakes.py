@@ -11,8 +11,8 @@ The pretend machine:
 - `FakeRunc` subclasses the real `Runc` and replaces only `_run`, i.e. it emulates the `runc` command
   line (state, list, start, kill, pause, resume, ps, delete) with runc's exit statuses and logrus
   error lines, so the real wrapper's parsing runs too.
-- `FakeMonitor` subclasses the real `Monitor` and replaces what spawns or connects to conmon
-  (`create`, `conmon_pid`, `connect_attach`, `resize`). `exit_code`, `oom_killed`, `files`, `cleanup`
+- `FakeMonitor` subclasses the real `Monitor` and replaces what spawns, kills or connects to conmon
+  (`create`, `conmon_pid`, `kill`, `connect_attach`, `resize`). `exit_code`, `oom_killed`, `files`, `cleanup`
   and `start` are the real ones (there is no exec.fifo, so the real `start` falls back to `runc start`).
   An exit is simulated as conmon reports it: `<exits_dir>/<id>.tmp` is written and renamed to `<id>`
   (plus `userdata/oom` for an OOM kill), so the real inotify watcher and `wait` see it.
@@ -435,6 +435,14 @@ class FakeMonitor(Monitor):
         with self.host.lock:
             proc = self.host.processes.get(container_id)
             return proc.pid + 1 if proc is not None and proc.conmon_alive else None
+
+    def kill(self, container_id: str, bundle: str) -> None:
+        """SIGKILL conmon (recovery and rm -f do this to a conmon a cut start left behind)."""
+        with self.host.lock:
+            self.host.calls.append(("kill-conmon", container_id))
+            proc = self.host.processes.get(container_id)
+            if proc is not None:
+                proc.conmon_alive = False
 
     def connect_attach(self, container_id: str, bundle: str):
         raise ConnectionRefusedError(111, "fake conmon: no attach socket")

@@ -1,7 +1,8 @@
 """Container lifecycle: create, start, stop, kill, wait, remove, and exits observed from conmon.
 
 The containers projection is the state; every change is an appended event. Runtime facts (an exit
-file appeared, conmon vanished while the daemon was down) enter as events too, from `reconcile`.
+file appeared, conmon vanished while the daemon was down) enter as events too, from `reconcile`,
+which also cleans up what a start or rm cut short left on the host (app/runtime/recovery.py).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from app.common.fsutil import dir_size
 from app.common.reference import ReferenceError, normalize_name
 from app.errors import Conflict, InvalidParameter, NotFound, NotModified
 from app.events.model import NewEvent
+from app.runtime import faults, recovery
 from app.runtime.attach import AttachHub, Subscription
 from app.runtime.configkeys import CONFIG_KEYS, HOST_CONFIG_KEYS, canonical_keys
 from app.runtime.monitor import Monitor
@@ -135,6 +137,8 @@ class Containers:
         self._closing = threading.Event()
         self.closing = self._closing          # read by streaming handlers (attach with logs) to end
         self._unreaped: set[int] = set()     # exited containers' conmon pids not yet waited for
+        self._starting: dict[str, recovery.StartAttempt] = {}    # guarded by its own lock: the start holds self.lock
+        self._starting_lock = threading.Lock()
         self.reconcile()
         self._notify = ExitDirWatch(self.monitor.exits_dir)
         self._watcher = threading.Thread(target=self._watch, name="exit-watcher", daemon=True)
@@ -240,10 +244,15 @@ class Containers:
                 raise Conflict("cannot start a paused container, try unpause instead")
             if row["state"] in ("running", "restarting"):
                 raise NotModified("container already started")
+            attempt = recovery.StartAttempt()
+            with self._starting_lock:
+                self._starting[row["id"]] = attempt
             try:
-                self._prepare_and_run(row)
+                self._prepare_and_run(row, attempt)
             except (RuncError, InvalidParameter) as err:
                 self._release_attach_waiters(row["id"])    # as moby cancels attaches on a failed start
+                if attempt.cancelled.is_set():             # rm -f ended it; the removal follows
+                    raise Conflict(f"container {row['id']} was removed while it was starting") from err
                 code = _exit_code_for(err)
                 self.engine.store.append([NewEvent("container", "start-failed", row["id"], self._attrs(row),
                                                    payload={"error": str(err), "exit_code": code})])
@@ -252,8 +261,27 @@ class Containers:
                 if isinstance(err, RuncError) and code in (126, 127):
                     raise InvalidParameter(str(err)) from err
                 raise
+            finally:
+                with self._starting_lock:
+                    self._starting.pop(row["id"], None)
 
-    def _prepare_and_run(self, row: dict) -> None:
+    def _cancel_start(self, cid: str) -> bool:
+        """`rm -f` of a container whose start is in flight (it may hang in runc or conmon)."""
+        with self._starting_lock:
+            attempt = self._starting.get(cid)
+        if attempt is None or attempt.thread is threading.current_thread():
+            return False                # none, or the start's own AutoRemove after it failed
+        recovery.cancel_start(self, cid, attempt)
+        return True
+
+    def _undo_start(self, cid: str, bundle: str, pid: int, attempt: recovery.StartAttempt) -> None:
+        recovery.undo_start(self, cid, bundle, pid, attempt)
+        self._reap(cid, bundle)             # a conmon that reported the failure exits
+
+    def unmount(self, bundle: str) -> None:
+        unmount_rootfs(bundle)
+
+    def _prepare_and_run(self, row: dict, attempt: recovery.StartAttempt) -> None:
         cid = row["id"]
         bundle = self.bundle(cid)
         os.makedirs(bundle, mode=0o711, exist_ok=True)
@@ -265,7 +293,10 @@ class Containers:
         etc = write_etc_files(bundle, hostname)
         pid_ns = self._pid_namespace_to_join(host_config)
         rootfs = mount_rootfs(bundle, layers)
+        pid = 0
         try:
+            faults.point("start:after-mount")
+            attempt.check(cid)
             spec = build_spec(rootfs=rootfs, container_id=cid, image_config=image_cfg, config=config,
                               host_config=host_config, hostname=hostname,
                               cgroups_path=f"/{self.cgroup_parent}/{cid}", netns_path=None, etc_files=etc,
@@ -273,18 +304,25 @@ class Containers:
                               daemon_no_new_privileges=self.engine.config.no_new_privileges)
             with open(os.path.join(bundle, "config.json"), "w") as fh:
                 fh.write(json.dumps(spec))      # dumps uses the C encoder; dump() iterates in Python
+            faults.point("start:after-bundle")
             self.monitor.cleanup(cid, bundle)     # an exit file of a previous run
+            attempt.check(cid)
             pid = self.monitor.create(cid, bundle, row["name"], stdin=bool(config.get("OpenStdin")),
                                       stdin_once=bool(config.get("StdinOnce")), tty=bool(config.get("Tty")),
                                       keep_log=(host_config.get("LogConfig") or {}).get("Type") != "none")
+            faults.point("start:after-runc-create")
+            attempt.check(cid)
             self._connect_waiting_attaches(cid, bundle)   # before the process runs: no output is missed
+            faults.point("start:before-release", attempt.cancelled)
+            attempt.check(cid)
             self.monitor.start(cid, pid)
+            faults.point("start:after-release")
+            attempt.check(cid)
         except BaseException:
-            self.runc.delete(cid, force=True)
-            unmount_rootfs(bundle)
-            self._reap(cid, bundle)             # a conmon that reported the failure exits
+            self._undo_start(cid, bundle, pid, attempt)
             raise
         self.engine.store.append([NewEvent("container", "start", cid, self._attrs(row), payload={"pid": pid})])
+        faults.point("start:after-start-event")
 
     def _pid_namespace_to_join(self, host_config: dict) -> str | None:
         """/proc/<pid>/ns/pid of the container PidMode `container:<id>` names; moby's errors when it is
@@ -425,6 +463,7 @@ class Containers:
                 "execDuration": str(max(0, (time.time_ns() - started) // 1_000_000_000))}))
             self.engine.store.append(events)
             self.exited.notify_all()
+            faults.point("exit:after-die")
             if json.loads(row["host_config"]).get("AutoRemove"):    # `docker run --rm`
                 self.remove(cid, force=False)
 
@@ -458,16 +497,9 @@ class Containers:
                 self._unreaped.discard(pid)
 
     def reconcile(self) -> None:
-        """At start: containers that exited, or lost their monitor, while the daemon was away."""
-        for (cid,) in self._q("SELECT id FROM containers WHERE state IN ('running', 'paused')"):
-            bundle = self.bundle(cid)
-            if self.monitor.exit_code(cid) is not None:
-                self.finish(cid)
-            elif self.monitor.conmon_pid(cid, bundle) is None:
-                self.finish(cid, code=255)
-        for name in os.listdir(self.runc.root):    # runc state the store does not know about
-            if not self._q("SELECT 1 FROM containers WHERE id=?", (name,)):
-                self.runc.delete(name, force=True)
+        """At start: exits that happened while the daemon was away, and whatever a start or rm cut
+        short left on the host (app/runtime/recovery.py)."""
+        recovery.reconcile(self)
 
     # ------------------------------------------------------------------------------ stop / kill
 
@@ -713,7 +745,7 @@ class Containers:
         between (that once destroyed a running container without a die). A forced removal kills
         outside the lock, because seeing the exit needs the watcher, and then checks again."""
         cid = self.resolve(ref)["id"]
-        killed = False
+        killed = force and self._cancel_start(cid)      # a start in flight (maybe hanging) is ended first
         while True:
             with self.lock:
                 rows = self._q("SELECT * FROM containers WHERE id=?", (cid,))
@@ -731,23 +763,34 @@ class Containers:
                 if not force:
                     raise Conflict(f'cannot remove container "/{row["name"]}": container is running: stop the '
                                    "container before removing or force remove")
+            recovery.mark_removing(self, cid)           # a cut from here on is finished at the next boot
             try:
                 self.kill(cid, 9)
             except Conflict:
                 pass
+            faults.point("rm:after-kill")
             self._thaw(cid)
             self.wait_exit(cid, None)
             killed = True
 
     def _destroy(self, row: dict) -> None:
-        """Remove a container that is not running (caller holds the lock)."""
-        bundle = self.bundle(row["id"])
+        """Remove a container that is not running (caller holds the lock). The removal marker makes
+        the next boot finish a removal cut at any step (app/runtime/recovery.py)."""
+        cid = row["id"]
+        bundle = self.bundle(cid)
+        recovery.mark_removing(self, cid)
         unmount_rootfs(bundle)
-        if self.runc.known(row["id"]):          # finish() has usually deleted it already
-            self.runc.delete(row["id"], force=True)
-        self.monitor.cleanup(row["id"], bundle)
+        faults.point("rm:after-unmount")
+        if self.runc.known(cid):                # finish() has usually deleted it already
+            self.runc.delete(cid, force=True)
+        faults.point("rm:after-runc-delete")
+        self.monitor.kill(cid, bundle)          # nothing may outlive the container: a stray conmon,
+        recovery.kill_cgroup(self.cgroup_parent, cid)   # or cgroups a cut start left
+        self.monitor.cleanup(cid, bundle)
         shutil.rmtree(bundle, ignore_errors=True)
-        self.engine.store.append([NewEvent("container", "destroy", row["id"], self._attrs(row))])
+        faults.point("rm:before-destroy")
+        self.engine.store.append([NewEvent("container", "destroy", cid, self._attrs(row))])
+        recovery.unmark_removing(self, cid)
         self._release_attach_waiters(row["id"])
         self._hubs.pop(row["id"], None)
         self.exited.notify_all()

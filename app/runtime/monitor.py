@@ -11,12 +11,18 @@ import json
 import os
 import re
 import select
+import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
 
+from app.runtime import faults
 from app.runtime.runc import Runc, RuncError
+
+# Each step of a start (conmon forking away, `runc create` reporting the pid, the release) gets at
+# most this long; a start that hangs beyond it fails and its processes are killed (Containers.start).
+START_STEP_SECONDS = 60
 
 
 @dataclass
@@ -79,9 +85,19 @@ class Monitor:
             start_child.close()
             start_parent.send(b"\0")        # conmon waits for this before it forks away
             start_parent.close()
-            proc.wait()                     # the first conmon process exits once the monitor is forked
-            sync_parent.settimeout(60)
-            raw = sync_parent.recv(65536)
+            try:
+                proc.wait(START_STEP_SECONDS)   # the first conmon process exits once the monitor is forked
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise RuncError("conmon failed to create container: timed out") from None
+            faults.point("start:after-conmon-spawn")
+            sync_parent.settimeout(START_STEP_SECONDS)
+            try:
+                raw = sync_parent.recv(65536)
+            except socket.timeout:
+                raise RuncError(f"conmon failed to create container: runc create did not finish within "
+                                f"{START_STEP_SECONDS}s") from None
         finally:
             for s in (sync_parent, sync_child, start_parent, start_child):
                 s.close()
@@ -136,12 +152,14 @@ class Monitor:
         try:
             poller = select.poll()
             poller.register(fd, select.POLLIN)
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + START_STEP_SECONDS
             while not poller.poll(50):
-                if not _alive(pid) or time.monotonic() > deadline:
+                alive = _alive(pid)
+                if not alive or time.monotonic() > deadline:
                     if poller.poll(0):      # it wrote its byte and exited in between: started (as runc)
                         break
-                    raise RuncError("container process is already dead")
+                    raise RuncError("container process is already dead" if not alive else
+                                    f"container process was not released within {START_STEP_SECONDS}s")
             try:
                 data = os.read(fd, 16)
             except BlockingIOError:
@@ -176,6 +194,26 @@ class Monitor:
         """The pid of a conmon that is still alive."""
         pid = self.conmon_pid_any(container_id, bundle)
         return pid if pid and _alive(pid) else None
+
+    def kill(self, container_id: str, bundle: str) -> None:
+        """SIGKILL the container's conmon and its process group (conmon is a session leader, and the
+        `runc create` it runs belongs to its group). The pid comes from a pidfile, so it is checked to
+        still be this container's conmon before anything is sent."""
+        pid = self.conmon_pid_any(container_id, bundle)
+        if not pid:
+            return
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                argv = fh.read().split(b"\0")
+        except OSError:
+            return
+        if not argv or not os.path.basename(argv[0]).startswith(b"conmon") or container_id.encode() not in argv:
+            return
+        for send in (os.killpg, os.kill):
+            try:
+                send(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def cleanup(self, container_id: str, bundle: str) -> None:
         """Forget a finished container's monitor files (conmon never removes them)."""

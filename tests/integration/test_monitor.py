@@ -128,3 +128,45 @@ def test_parse_log_line():
         ("2026-11-27T19:32:45.848546768+00:00", "stdout", False, b"hello world")
     assert parse_log_line(b"2026-11-27T19:32:45.8+00:00 stderr P \n")[1:] == ("stderr", True, b"")
     assert parse_log_line(b"garbage") is None
+
+
+def test_kill_ends_a_created_containers_conmon_and_kill_cgroup_its_runc_init(monitor, workdir, image_layers):
+    """What recovery does to a start cut before the release: conmon (and its process group) killed,
+    the `runc init` waiting on exec.fifo killed through the cgroup, the cgroups removed."""
+    from app.runtime.recovery import cgroup_dirs, kill_cgroup
+    parent = "berth-test-" + os.path.basename(workdir)
+    with bundle(workdir, image_layers, {"Cmd": ["true"]}) as (cid, cdir):
+        try:
+            init = monitor.create(cid, cdir, "t5")
+            conmon = monitor.conmon_pid(cid, cdir)
+            assert conmon and cgroup_dirs(parent, cid)
+            monitor.kill(cid, cdir)
+            deadline = time.monotonic() + 5
+            while monitor.conmon_pid(cid, cdir) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert monitor.conmon_pid(cid, cdir) is None
+            assert os.path.exists(f"/proc/{init}")              # killing conmon leaves runc init …
+            assert init in kill_cgroup(parent, cid)              # … which the cgroup sweep kills
+            assert not cgroup_dirs(parent, cid)
+            deadline = time.monotonic() + 5
+            while monitor.runc.state(cid) and monitor.runc.state(cid)["status"] != "stopped" \
+                    and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert monitor.runc.state(cid)["status"] == "stopped"
+        finally:
+            finish(monitor, cid, cdir)
+
+
+def test_kill_never_signals_a_process_that_is_not_the_containers_conmon(monitor, workdir):
+    cid, cdir = "c" * 64, os.path.join(workdir, "ctr")
+    os.makedirs(monitor.files(cid, cdir).userdata)
+    stranger = subprocess.Popen(["sleep", "30"])             # a recycled pid in a stale pidfile
+    try:
+        with open(os.path.join(monitor.files(cid, cdir).userdata, "conmon.pid"), "w") as fh:
+            fh.write(str(stranger.pid))
+        monitor.kill(cid, cdir)
+        time.sleep(0.1)
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
