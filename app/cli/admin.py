@@ -17,6 +17,14 @@ def register(sub) -> None:
     d.add_argument("--runtime", default="runc", help="path of the OCI runtime binary (default %(default)s)")
     d.add_argument("--cgroup-parent", default="berth", help="parent cgroup of containers (default %(default)s)")
     d.add_argument("--threads", type=int, default=64, help="worker threads per listener (default %(default)s)")
+    d.add_argument("--max-streams", type=int, default=1024,
+                   help="concurrent attach/wait/events/logs -f streams; beyond: 503 (default %(default)s)")
+    d.add_argument("--max-connections", type=int, default=2048,
+                   help="open connections per listener, streams aside; beyond: 503 (default %(default)s)")
+    d.add_argument("--head-timeout", type=float, default=10.0,
+                   help="seconds a client has to send a request head (default %(default)s)")
+    d.add_argument("--idle-timeout", type=float, default=10.0,
+                   help="seconds an idle keep-alive connection is kept (default %(default)s)")
     d.add_argument("-D", "--debug", action="store_true", help="debug logging")
     d.set_defaults(func=cmd_daemon, needs_client=False)
 
@@ -33,9 +41,15 @@ def cmd_daemon(args) -> int:
     if args.threads < 1:
         print("berth daemon: --threads must be at least 1", file=sys.stderr)
         return 1
+    if min(args.max_streams, args.max_connections) < 1 or min(args.head_timeout, args.idle_timeout) <= 0:
+        print("berth daemon: --max-streams/--max-connections must be at least 1, timeouts positive",
+              file=sys.stderr)
+        return 1
     config = Config(data_root=args.data_root, hosts=args.daemon_hosts or [DEFAULT_HOST], pidfile=args.pidfile,
                     runtime=args.runtime, threads=args.threads, debug=args.debug,
-                    cgroup_parent=args.cgroup_parent)
+                    cgroup_parent=args.cgroup_parent, max_streams=args.max_streams,
+                    max_connections=args.max_connections, head_timeout=args.head_timeout,
+                    idle_timeout=args.idle_timeout)
     return run(config)
 
 
