@@ -78,9 +78,11 @@ def _silent_container(d) -> str:
 
 def _cleanup(d) -> None:
     from tests.integration.conftest import remove_all_containers
-    if d.proc.poll() is None:
-        remove_all_containers(d)
-    d.stop()
+    try:
+        if d.proc.poll() is None:
+            remove_all_containers(d)
+    finally:
+        d.stop()
 
 
 @pytest.fixture
