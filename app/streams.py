@@ -3,7 +3,7 @@
 A streaming view admits itself (`admit`): it takes one of `--max-streams` places (beyond them: 503)
 and gets a `Stream`. When the view returns, the gateway (app/server.py) sends the response head from
 the worker and hands the rest of the response to a thread of the stream's own, so the worker goes
-back to short requests at once. A stream thread costs ~60 KiB of RSS (bench/stress.py); the pool of
+back to short requests at once. A stream thread costs ~120 KiB of RSS (bench/stress.py); the pool of
 `--threads` workers is never held by a stream.
 
 One watcher thread polls every stream's client socket (epoll, EPOLLRDHUP/EPOLLHUP): a departed client
