@@ -265,7 +265,16 @@ class BerthGateway(wsgi.Gateway_10):
         worker is free again at once. The connection is the stream's from here on: it is closed when
         the stream ends (cheroot is told to leave the socket alone: `linger`)."""
         req, conn = self.req, self.req.conn
+        chunks = iter(response)
+        first = b""
         if not self._hijacked:
+            # A stream's first step sets it up (e.g. /events registers its listener) and yields the
+            # empty chunk that means "send the head now": run that here, so the head means "ready".
+            try:
+                first = next(chunks, b"")
+            except BaseException:
+                stream.registry.release(stream)     # never ran: give its place back
+                raise
             req.close_connection = True
             req.ensure_headers_sent()
         chunked = req.chunked_write and not self._hijacked
@@ -276,7 +285,9 @@ class BerthGateway(wsgi.Gateway_10):
 
         def pump():
             try:
-                for chunk in response:
+                if first:
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(first), first) if chunked else first)
+                for chunk in chunks:
                     if chunk and not self._hijacked:
                         sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
                 if chunked:
