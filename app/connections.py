@@ -107,7 +107,9 @@ class HeadGate:
                     return
                 for fd, _ in events:
                     if fd == self._listen_fd:
-                        self._accept()
+                        for _ in range(64):         # a burst of connects in one wake-up
+                            if not self._accept():
+                                break
                     else:
                         with self._lock:
                             conn = self._waiting.get(fd)
@@ -151,13 +153,14 @@ class HeadGate:
         with self._lock:
             self._open -= 1
 
-    def _accept(self) -> None:
+    def _accept(self) -> bool:
+        """Accept one connection; False when there was none to accept."""
         try:
             sock, addr = self.server.socket.accept()
         except (BlockingIOError, socket.timeout, InterruptedError):
-            return
+            return False
         except OSError:
-            return                                  # the listener was closed (shutdown)
+            return False                            # the listener was closed (shutdown)
         sock.setblocking(False)
         with self._lock:
             full = self._open >= self.max_connections
@@ -170,7 +173,7 @@ class HeadGate:
             except OSError:
                 pass
             sock.close()
-            return
+            return True
         handshaking = False
         if self.ssl_context is not None:
             sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
@@ -186,6 +189,7 @@ class HeadGate:
         conn.deadline = time.monotonic() + self.head_timeout
         conn.head_started = True                    # a new connection owes us a head at once
         self._wait(conn)
+        return True
 
     def _wait(self, conn: BerthConnection) -> None:
         sock = conn.socket
