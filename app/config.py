@@ -15,6 +15,10 @@ class Config:
     runtime: str = "runc"
     cgroup_parent: str = "berth"  # containers' cgroups go under /<parent>/<id>
     threads: int = 64          # bounded worker pool per listener
+    max_streams: int = 1024    # concurrent long-lived requests (attach, wait, events, logs -f)
+    max_connections: int = 2048  # open connections per listener, streams not counted
+    head_timeout: float = 10.0   # seconds for a request head to arrive
+    idle_timeout: float = 10.0   # seconds a kept-alive connection may stay silent
     debug: bool = False
     socket_group: str = "docker"  # -G: group of the unix:// sockets (dockerd's default; may be missing)
     tls: bool | None = None       # --tls / --tls=false (None: not given)

@@ -110,7 +110,12 @@ def run(config: Config) -> int:
     flask_app = create_app(config, engine)
     engine.daemon_event("start")
 
-    servers = [BerthServer(listener, flask_app, config.threads) for listener in listeners]
+    from app.streams import StreamRegistry
+    streams = StreamRegistry(config.max_streams)    # one bound for every listener
+    engine.streams = streams                        # GET /info shows the counts
+    servers = [BerthServer(listener, flask_app, config.threads, streams, config.max_connections,
+                           config.head_timeout, config.idle_timeout) for listener in listeners]
+    engine.servers = servers
     threads = []
     for server in servers:
         server.prepare()
@@ -125,6 +130,7 @@ def run(config: Config) -> int:
 
     # Streams (/events) see the flag and end; then servers stop accepting and drain in-flight requests.
     engine.begin_shutdown()
+    streams.close()
     stoppers = [threading.Thread(target=s.stop) for s in servers]
     for t in stoppers:
         t.start()

@@ -24,8 +24,9 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from cheroot import connections, wsgi
-from cheroot.ssl.builtin import BuiltinSSLAdapter
+from cheroot import makefile, wsgi
+
+from app.connections import BerthConnection, HeadGate
 
 from app.version import VERSION
 
@@ -46,7 +47,7 @@ class Listener:
     url: str
     sock: socket.socket
     unix_path: str | None = None  # removed again at shutdown
-    ssl_context: ssl.SSLContext | None = None   # accepted connections are wrapped server-side (tcp://, fd://)
+    ssl_context: ssl.SSLContext | None = None   # TLS: accepted sockets are wrapped (app/connections.py)
 
 
 def parse_host(url: str) -> tuple[str, str]:
@@ -263,10 +264,15 @@ class BerthGateway(wsgi.Gateway_10):
         env["berth.socket"] = self.req.conn.socket
         env["berth.hijack"] = self._hijack
         env["berth.body"] = lambda: SocketBody(self.req)
+        env["berth.streams"] = self.req.server.streams
         return env
 
     def respond(self):
         response = self.req.server.wsgi_app(self.env, self.start_response)
+        stream = self.env.get("berth.stream")
+        if stream is not None:
+            self._hand_off(stream, response)
+            return
         try:
             for chunk in response:
                 if self._hijacked:
@@ -280,6 +286,55 @@ class BerthGateway(wsgi.Gateway_10):
                 self.req.ensure_headers_sent()
             if hasattr(response, "close"):
                 response.close()
+
+    def _hand_off(self, stream, response):
+        """Send the head from this worker, then let the stream's own thread produce the rest, so the
+        worker is free again at once. The connection is the stream's from here on: it is closed when
+        the stream ends (cheroot is told to leave the socket alone: `linger`)."""
+        req, conn = self.req, self.req.conn
+        chunks = iter(response)
+        first = b""
+        if not self._hijacked:
+            # A stream's first step sets it up (e.g. /events registers its listener) and yields the
+            # empty chunk that means "send the head now": run that here, so the head means "ready".
+            try:
+                first = next(chunks, b"")
+            except BaseException:
+                stream.registry.release(stream)     # never ran: give its place back
+                raise
+            req.close_connection = True
+            req.ensure_headers_sent()
+        chunked = req.chunked_write and not self._hijacked
+        req.chunked_write = False           # cheroot would write the last chunk as the worker leaves
+        conn.linger = True                  # cheroot's close() must not shut the socket down
+        req.close_connection = True
+        sock = conn.socket
+
+        def pump():
+            try:
+                if first:
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(first), first) if chunked else first)
+                for chunk in chunks:
+                    if chunk and not self._hijacked:
+                        sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                if chunked:
+                    sock.sendall(b"0\r\n\r\n")
+            except OSError:
+                pass                        # the client went away
+            finally:
+                if hasattr(response, "close"):
+                    response.close()
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                try:
+                    conn.wfile.close()
+                except OSError:
+                    pass
+                sock.close()
+
+        stream.run(pump)
 
     def write(self, chunk):
         # cheroot's socket writer copies its whole buffer and memmoves it after every partial send,
@@ -309,26 +364,25 @@ class BerthGateway(wsgi.Gateway_10):
         req.chunked_write = False
         req.close_connection = True
         req.conn.socket.settimeout(None)  # the stream lives as long as the container or process does
-        return req.conn.socket, req.conn.rfile
-
-
-class ContextSSLAdapter(BuiltinSSLAdapter):
-    """cheroot's builtin adapter on a context berth built (app/tls.py) instead of one from file names.
-    cheroot wraps each accepted socket with it; the handshake is bounded by the server's timeout."""
-
-    def __init__(self, context: ssl.SSLContext):  # noqa: super().__init__ would load files itself
-        self.context = context
-        self.certificate = self.private_key = self.certificate_chain = self.ciphers = None
-        self.private_key_password = None
-        self._server_env = {}
+        # A reader of our own (cheroot closes its rfile when the worker lets go of the connection),
+        # starting with whatever cheroot had already read past the head.
+        rfile = req.conn.rfile
+        reader = makefile.StreamReader(req.conn.socket, "rb")
+        reader._read_buf, reader._read_pos = bytes(rfile._read_buf[rfile._read_pos:]), 0
+        rfile._reset_read_buf()
+        return req.conn.socket, reader
 
 
 class BerthServer(wsgi.Server):
-    """A cheroot server on a socket berth has already bound."""
+    """A cheroot server on a socket berth has already bound. Heads are read outside the pool
+    (app/connections.py); streams leave the pool once their head is sent (app/streams.py)."""
 
     keep_alive_conn_limit = 256
+    ConnectionClass = BerthConnection
 
-    def __init__(self, listener: Listener, app, threads: int):
+    def __init__(self, listener: Listener, app, threads: int, streams=None, max_connections: int = 2048,
+                 head_timeout: float = 10.0, idle_timeout: float = 10.0):
+        from app.streams import StreamRegistry
         bind_addr = listener.unix_path or listener.sock.getsockname()
         # cheroot's default backlog is 5: a burst of clients then gets EAGAIN from connect() on a Unix
         # socket (seen with 20 parallel docker-py clients). Its __init__ sets these on the instance.
@@ -336,8 +390,10 @@ class BerthServer(wsgi.Server):
                          request_queue_size=socket.SOMAXCONN, shutdown_timeout=10)
         self.gateway = BerthGateway  # cheroot's __init__ sets its own gateway on the instance
         self.listener = listener
-        if listener.ssl_context is not None:
-            self.ssl_adapter = ContextSSLAdapter(listener.ssl_context)
+        self.streams = streams if streams is not None else StreamRegistry(1024)
+        self.max_connections = max_connections
+        self.head_timeout = head_timeout
+        self.timeout = idle_timeout   # cheroot: socket timeout while a worker reads a body / writes
 
     def prepare(self):
         # cheroot's own prepare() would bind (and chmod a Unix socket 0777); ours only listens.
@@ -345,9 +401,10 @@ class BerthServer(wsgi.Server):
         if self.software is None:
             self.software = SERVER_NAME
         self.socket = self.listener.sock
-        self.socket.settimeout(1)
+        self.socket.settimeout(0)
         self.socket.listen(self.request_queue_size)
-        self._connections = connections.ConnectionManager(self)
+        self._connections = HeadGate(self, self.max_connections, self.head_timeout, self.timeout,
+                                     self.listener.ssl_context)
         self.requests.start()
         self.ready = True
         self._start_time = time.time()

@@ -14,6 +14,7 @@ from marshmallow import Schema, fields
 from app.api import current_engine
 from app.api.params import DockerBool, load_query
 from app.errors import Conflict, InvalidParameter, NotImplemented_
+from app.streams import admit_stream
 
 bp = Blueprint("container_attach", __name__)
 
@@ -66,28 +67,55 @@ def attach_container(ref):
     tty = bool(config.get("Tty"))
     multiplexed = not tty and _version_at_least(request.environ.get("berth.api_version", "1.45"), (1, 42))
     media = "application/vnd.docker.multiplexed-stream" if multiplexed else "application/vnd.docker.raw-stream"
+    upgrade = "upgrade" in request.headers.get("Connection", "").lower() or bool(request.headers.get("Upgrade"))
+    # The relay runs on a stream thread of its own, off the worker pool (app/streams.py); None under
+    # a server without streams: then it runs here, as before. A read half-close is not a departure:
+    # the docker CLI half-closes as soon as it has no stdin to send (app/streams.py).
+    stream = admit_stream(request.environ, half_close_counts=False, kind="attach")
     # in place before the head goes out: `docker run` starts the container as soon as it has the head
     waiter = containers.reserve_attach(cid) if q["stream"] else None
     try:
-        return _attach(containers, cid, q, hijack, waiter, tty, media, keys, config)
-    finally:
-        if waiter is not None:
-            containers.cancel_attach(cid, waiter)
-            if waiter.conn is not None:
-                waiter.conn.close()         # unsubscribes, if the relay has not already
+        if upgrade:
+            sock, reader = hijack("101 UPGRADED", [("Content-Type", media), ("Connection", "Upgrade"),
+                                                    ("Upgrade", "tcp")])
+        else:
+            sock, reader = hijack("200 OK", [("Content-Type", media)])
+    except BaseException:
+        _end_reservation(containers, cid, waiter)
+        raise
+
+    def run():
+        try:
+            _attach(containers, cid, q, sock, reader, waiter, tty, keys, config, stream)
+        finally:
+            _end_reservation(containers, cid, waiter)
+        yield b""                             # ignored: the connection was taken over
+
+    if stream is None:
+        for _ in run():
+            pass
+        return Response(b"")
+    return Response(run())
 
 
-def _attach(containers, cid, q, hijack, waiter, tty, media, keys, config):
+def _end_reservation(containers, cid, waiter):
+    if waiter is not None:
+        containers.cancel_attach(cid, waiter)
+        if waiter.conn is not None:
+            waiter.conn.close()             # unsubscribes, if the relay has not already
+
+
+def _attach(containers, cid, q, sock, reader, waiter, tty, keys, config, stream):
     from app.runtime.attach import relay
     from app.runtime.logs import follow, messages, render, select as select_logs
-    if "upgrade" in request.headers.get("Connection", "").lower() or request.headers.get("Upgrade"):
-        sock, reader = hijack("101 UPGRADED", [("Content-Type", media), ("Connection", "Upgrade"),
-                                                ("Upgrade", "tcp")])
-    else:
-        sock, reader = hijack("200 OK", [("Content-Type", media)])
     streams = tuple(s for s in ("stdout", "stderr") if q[s])
     log_path = containers.monitor.files(cid, containers.bundle(cid)).log
     fh = open(log_path, "rb") if q["logs"] and os.path.exists(log_path) else None
+    if stream is not None:
+        client_gone = stream.client_gone
+    else:
+        def client_gone():
+            return peer_hung_up(sock, not q["stdin"])
     try:
         if fh and streams:
             history = b"".join(render(msg, False, tty) for msg in select_logs(messages(fh), 0, 0, -1, streams))
@@ -98,15 +126,18 @@ def _attach(containers, cid, q, hijack, waiter, tty, media, keys, config):
                 sock.sendall(history)
         if q["stream"]:
             containers.record_attach(cid, "attach")
-            conn = containers.attach_connection(waiter, lambda: peer_hung_up(sock, not q["stdin"]))
+            conn = containers.attach_connection(waiter, client_gone)
             if conn is not None:
                 detached = threading.Event()
+                if stream is not None:
+                    # a departed client ends the relay even when the container prints nothing
+                    stream.on_gone(conn.close)
                 output = None
                 if q["logs"] and (fh or os.path.exists(log_path)):   # not with the `none` log driver
                     # history came from the log: follow the same file on, gap- and overlap-free
                     fh = fh or open(log_path, "rb")
                     output = follow(fh, lambda: not detached.is_set() and not containers.closing.is_set()
-                                    and containers.is_running(cid), streams, tty=tty)
+                                    and not client_gone() and containers.is_running(cid), streams, tty=tty)
                 was_detached = relay(conn, sock, reader, tty=tty, stdout=q["stdout"], stderr=q["stderr"],
                                      stdin=q["stdin"], stdin_once=bool(config.get("StdinOnce")),
                                      detach_keys=keys, output=output, detached=detached)
@@ -117,7 +148,6 @@ def _attach(containers, cid, q, hijack, waiter, tty, media, keys, config):
     finally:
         if fh:
             fh.close()
-    return Response(b"")                      # ignored: the connection was taken over
 
 
 def _version_at_least(version: str, minimum: tuple[int, int]) -> bool:

@@ -13,6 +13,7 @@ from app.api import current_engine
 from app.api.container_attach import peer_hung_up
 from app.api.params import DockerBool, Filters, Timestamp, load_query
 from app.errors import InvalidParameter, NotFound, NotImplemented_
+from app.streams import admit_stream
 
 bp = Blueprint("containers", __name__)
 
@@ -65,10 +66,13 @@ def wait_container(ref):
     cid = row["id"]
     after_seq = current_engine().store.last_seq
     sock = request.environ.get("berth.socket")      # to notice a client that stopped waiting
+    # off the worker pool once the head is out (app/streams.py); None under the Flask test client
+    stream = admit_stream(request.environ, kind="wait")
+    client_gone = stream.client_gone if stream is not None else (lambda: peer_hung_up(sock))
 
     def body():
         yield b""   # the head goes out now: `docker run` calls /start only after seeing it
-        code = containers.wait_condition(cid, condition, after_seq, lambda: peer_hung_up(sock))
+        code = containers.wait_condition(cid, condition, after_seq, client_gone)
         if code is None:
             return                  # daemon shutdown
         yield json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n"
@@ -174,6 +178,8 @@ def container_logs(ref):
     tty = bool(json.loads(row["config"]).get("Tty"))
     streams = tuple(s for s in ("stdout", "stderr") if q[s])
     path = containers.monitor.files(cid, containers.bundle(cid)).log
+    stream = admit_stream(request.environ, kind="logs") if q["follow"] else None
+    client_gone = stream.client_gone if stream is not None else (lambda: False)
 
     def body():
         yield b""
@@ -185,7 +191,7 @@ def container_logs(ref):
             for msg in select(messages(fh), q["since"] or 0, q["until"] or 0, tail, streams):
                 yield render(msg, q["timestamps"], tty)
             if q["follow"]:
-                yield from follow(fh, lambda: containers.is_running(cid), streams, q["since"] or 0,
+                yield from follow(fh, lambda: not client_gone() and containers.is_running(cid), streams, q["since"] or 0,
                                   q["until"] or 0, q["timestamps"], tty)
 
     media = "application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream"

@@ -19,6 +19,7 @@ from app.common.timeparse import rfc3339_nano
 from app.errors import InvalidParameter
 from app.events.filters import EVENT_FILTER_KEYS, EventFilter
 from app.runtime import hostinfo
+from app.streams import admit_stream
 from app.version import API_VERSION, MIN_API_VERSION, VERSION
 
 bp = Blueprint("system", __name__)
@@ -112,7 +113,17 @@ def info():
         "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
         "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
         "SecurityOptions": _security_options(engine.config), "CDISpecDirs": [], "Warnings": [],
+        "BerthServer": _server_counts(engine),
     })
+
+
+def _server_counts(engine) -> dict:
+    """berth's own key: how many streams and connections are open, against their bounds."""
+    streams = getattr(engine, "streams", None)
+    servers = getattr(engine, "servers", [])
+    return {"Streams": streams.active if streams else 0, "MaxStreams": streams.limit if streams else 0,
+            "Connections": sum(getattr(s._connections, "open_connections", 0) for s in servers),
+            "Threads": threading.active_count()}
 
 
 def _ipv4_forwarding() -> bool:
@@ -131,7 +142,7 @@ class EventsQuery(Schema):
     filters = Filters(EVENT_FILTER_KEYS, load_default=dict)
 
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.5
 BATCH = 500
 
 
@@ -167,6 +178,9 @@ def events():
     else:
         cursor = store.first_seq_at_or_after(since or 0) - 1
     sock = request.environ.get("berth.socket")
+    # off the worker pool once the head is out (app/streams.py); None under the Flask test client
+    admitted = admit_stream(request.environ, kind="events")
+    client_gone = admitted.client_gone if admitted is not None else (lambda: _client_gone(sock))
 
     def stream():
         nonlocal cursor
@@ -198,7 +212,7 @@ def events():
                         if ev.is_docker_visible and matcher.matches(ev):
                             yield json.dumps(ev.to_docker(), separators=(",", ":")).encode() + b"\n"
                     return
-                if engine.shutting_down.is_set() or _client_gone(sock):
+                if engine.shutting_down.is_set() or client_gone():
                     return
                 wait = POLL_SECONDS if until is None else min(POLL_SECONDS, max(0.0, (until - time.time_ns()) / 1e9))
                 store.wait_for_events(cursor, wait)

@@ -21,6 +21,14 @@ def register(sub) -> None:
                    help="largest uncompressed archive load/import accepts, e.g. 64g; 0 = no bound (default 64g)")
     d.add_argument("--min-free-space", type=_size, default=1 << 30, metavar="BYTES",
                    help="free space uploads leave on the data root's file system, e.g. 1g; 0 = none (default 1g)")
+    d.add_argument("--max-streams", type=int, default=1024,
+                   help="concurrent attach/wait/events/logs -f streams; beyond: 503 (default %(default)s)")
+    d.add_argument("--max-connections", type=int, default=2048,
+                   help="open connections per listener, streams aside; beyond: 503 (default %(default)s)")
+    d.add_argument("--head-timeout", type=float, default=10.0,
+                   help="seconds a client has to send a request head (default %(default)s)")
+    d.add_argument("--idle-timeout", type=float, default=10.0,
+                   help="seconds an idle keep-alive connection is kept (default %(default)s)")
     d.add_argument("-D", "--debug", action="store_true", help="debug logging")
     d.add_argument("-G", "--group", default="docker",
                    help="group of the unix socket (default %(default)s; kept as root's when it does not exist)")
@@ -60,6 +68,10 @@ def cmd_daemon(args) -> int:
     if args.threads < 1:
         print("berth daemon: --threads must be at least 1", file=sys.stderr)
         return 1
+    if min(args.max_streams, args.max_connections) < 1 or min(args.head_timeout, args.idle_timeout) <= 0:
+        print("berth daemon: --max-streams/--max-connections must be at least 1, timeouts positive",
+              file=sys.stderr)
+        return 1
     from app.tls import parse_bool
     try:
         tls = None if args.tls is None else parse_bool(args.tls)
@@ -83,7 +95,9 @@ def cmd_daemon(args) -> int:
                     cgroup_parent=args.cgroup_parent, socket_group=args.group, tls=tls, tlsverify=tlsverify,
                     tlscacert=args.tlscacert, tlscert=args.tlscert, tlskey=args.tlskey,
                     seccomp_profile=profile or None, no_new_privileges=args.no_new_privileges,
-                    max_upload_size=args.max_upload_size, min_free_space=args.min_free_space)
+                    max_upload_size=args.max_upload_size, min_free_space=args.min_free_space,
+                    max_streams=args.max_streams, max_connections=args.max_connections,
+                    head_timeout=args.head_timeout, idle_timeout=args.idle_timeout)
     return run(config)
 
 
