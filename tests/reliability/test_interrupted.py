@@ -43,12 +43,13 @@ def host_traces(d, cid: str) -> list[str]:
                 cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
             with open(f"/proc/{pid}/cgroup") as fh:
                 cgroups = fh.read()
-        except OSError:
-            continue
-        if cid in cmdline or cid in cgroups:
+            if cid not in cmdline and cid not in cgroups:
+                continue
             with open(f"/proc/{pid}/stat") as fh:
                 stat = fh.read().rpartition(")")[2].split()[:2]
-            found.append(f"process {pid} ({' '.join(stat)}): {cmdline[:80]}")
+        except OSError:
+            continue  # the process ended while we looked
+        found.append(f"process {pid} ({' '.join(stat)}): {cmdline[:80]}")
     return found
 
 
