@@ -99,7 +99,7 @@ def _proves_recovered(d, cid: str, rerun: bool = True) -> None:
             api.inspect_container(cid)
     finally:
         api.close()
-    assert until(lambda: not host_traces(d, cid), timeout=5), host_traces(d, cid)
+    assert until(lambda: not host_traces(d, cid), timeout=15), host_traces(d, cid)
 
 
 @pytest.mark.parametrize("point", START_POINTS)
@@ -154,7 +154,7 @@ def test_an_rm_killed_at_any_step_is_finished_at_boot(berth, point):
     try:
         with pytest.raises(docker.errors.NotFound):
             api.inspect_container(cid)          # the removal was finished at boot
-        assert until(lambda: not host_traces(d, cid), timeout=5), host_traces(d, cid)
+        assert until(lambda: not host_traces(d, cid), timeout=15), host_traces(d, cid)
         again = api.create_container("busybox", COMMAND, name="doomed")["Id"]    # the name is free again
     finally:
         api.close()
@@ -228,5 +228,5 @@ def test_rm_f_of_a_hanging_start_kills_and_removes_everything(berth):
     api.close()
     assert not starter.is_alive() and failure, "the hanging start did not end with an error"
     assert took < 10, took
-    assert until(lambda: not host_traces(d, cid), timeout=5), host_traces(d, cid)
+    assert until(lambda: not host_traces(d, cid), timeout=15), host_traces(d, cid)
     assert d.proc.poll() is None
