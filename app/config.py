@@ -32,6 +32,7 @@ class Config:
     # the free space the data root's file system keeps. 0 = no bound / no floor.
     max_upload_size: int = 64 << 30
     min_free_space: int = 1 << 30
+    max_json_body: int = 16 << 20   # JSON request bodies (create …): larger ones are 413
 
     @classmethod
     def from_env(cls) -> "Config":

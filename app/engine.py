@@ -14,6 +14,7 @@ import uuid
 
 from app.config import Config
 from app.events.model import NewEvent
+from app.events.labels import ContainerLabels
 from app.events.store import EventStore
 from app.projections import all_projectors
 
@@ -62,6 +63,7 @@ class Engine:
         try:
             self.id = _engine_id(self.data_root)
             self.store = EventStore(os.path.join(self.data_root, "berth.db"), all_projectors())
+            self.container_labels = ContainerLabels(self.store)
             from app.runtime.images import Images
             self.images = Images(self, os.path.join(self.data_root, "image"))
             from app.runtime.containers import Containers

@@ -12,6 +12,8 @@ from marshmallow import Schema, fields
 from app.api import current_engine
 from app.api.container_attach import peer_hung_up
 from app.api.params import DockerBool, Filters, Timestamp, load_query
+from app.api.schemas import load_json_body
+from app.api.schemas.container_create import CreateRequest
 from app.errors import InvalidParameter, NotFound, NotImplemented_
 from app.streams import admit_stream
 
@@ -22,13 +24,18 @@ def _containers():
     return current_engine().containers
 
 
+class CreateQuery(Schema):
+    name = fields.String(load_default=None)
+    platform = fields.String(load_default=None)
+
+
 @bp.post("/containers/create")
 def create_container():
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidParameter("invalid JSON body: a container config object is required")
-    name = request.args.get("name") or None
-    cid = _containers().create(body, name)
+    q = load_query(CreateQuery(), request.args)
+    if q["platform"] and q["platform"].split("/")[0] != "linux":
+        raise InvalidParameter(f'berth does not support platform "{q["platform"]}" yet: it runs linux containers')
+    body = load_json_body(request, CreateRequest(), current_engine().config.max_json_body)
+    cid = _containers().create(body, q["name"] or None)
     return jsonify({"Id": cid, "Warnings": []}), 201
 
 
@@ -50,16 +57,24 @@ def stop_container(ref):
     return Response(status=204)
 
 
+class KillQuery(Schema):
+    signal = fields.String(load_default=None)
+
+
 @bp.post("/containers/<ref>/kill")
 def kill_container(ref):
-    _containers().kill(ref, request.args.get("signal") or "KILL", wait=True)
+    _containers().kill(ref, load_query(KillQuery(), request.args)["signal"] or "KILL", wait=True)
     return Response(status=204)
+
+
+class WaitQuery(Schema):
+    condition = fields.String(load_default=None)
 
 
 @bp.post("/containers/<ref>/wait")
 def wait_container(ref):
     containers = _containers()         # captured: the body runs after the request context is gone
-    condition = request.args.get("condition") or "not-running"
+    condition = load_query(WaitQuery(), request.args)["condition"] or "not-running"
     if condition not in ("not-running", "next-exit", "removed"):
         raise InvalidParameter(f'invalid condition: "{condition}"')
     row = containers.resolve(ref)
@@ -210,9 +225,13 @@ def unpause_container(ref):
     return Response(status=204)
 
 
+class RenameQuery(Schema):
+    name = fields.String(load_default="")
+
+
 @bp.post("/containers/<ref>/rename")
 def rename_container(ref):
-    _containers().rename(ref, request.args.get("name", ""))
+    _containers().rename(ref, load_query(RenameQuery(), request.args)["name"])
     return Response(status=204)
 
 
@@ -223,9 +242,13 @@ def restart_container(ref):
     return Response(status=204)
 
 
+class TopQuery(Schema):
+    ps_args = fields.String(load_default=None)
+
+
 @bp.get("/containers/<ref>/top")
 def top_container(ref):
-    return jsonify(_containers().top(ref, request.args.get("ps_args") or "-ef"))
+    return jsonify(_containers().top(ref, load_query(TopQuery(), request.args)["ps_args"] or "-ef"))
 
 
 @bp.get("/containers/<ref>/changes")

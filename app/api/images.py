@@ -40,17 +40,27 @@ def _jsonmessages(messages) -> Response:
 
 # ------------------------------------------------------------------------------------------ import
 
+class CreateQuery(Schema):
+    fromImage = fields.String(load_default=None)
+    fromSrc = fields.String(load_default=None)
+    repo = fields.String(load_default="")
+    tag = fields.String(load_default=None)
+    message = fields.String(load_default="")
+    changes = fields.List(fields.String(), load_default=list)
+    platform = fields.String(load_default=None)
+
+
 @bp.post("/images/create")
 def create_image():
-    args = request.args
-    if args.get("fromImage"):
+    args = load_query(CreateQuery(), request.args)
+    if args["fromImage"]:
         raise NotImplemented_(f"pull access denied for {args['fromImage']}: berth has no registry support yet")
-    source = args.get("fromSrc")
+    source = args["fromSrc"]
     if not source:
         raise InvalidParameter("fromSrc or fromImage is required")
-    repo, tag = split_repo_tag(args.get("repo", ""), args.get("tag") or None)
-    changes = args.getlist("changes")
-    message = args.get("message", "")
+    repo, tag = split_repo_tag(args["repo"], args["tag"] or None)
+    changes = args["changes"]
+    message = args["message"]
     if source == "-":
         body, label = _upload(), "-"
     else:
@@ -142,9 +152,15 @@ def image_history(name):
     return jsonify(images.history(row))
 
 
+class TagQuery(Schema):
+    repo = fields.String(load_default="")
+    tag = fields.String(load_default=None)
+
+
 @bp.post("/images/<path:name>/tag")
 def tag_image(name):
-    repo, tag = split_repo_tag(request.args.get("repo", ""), request.args.get("tag") or None)
+    q = load_query(TagQuery(), request.args)
+    repo, tag = split_repo_tag(q["repo"], q["tag"] or None)
     if not repo:
         raise InvalidParameter("repository name (repo) is required")
     _images().tag(name, repo, tag)
@@ -171,9 +187,13 @@ def _save(names: list[str]) -> Response:
     return Response(stream, mimetype="application/x-tar")
 
 
+class SaveQuery(Schema):
+    names = fields.List(fields.String(), load_default=list)
+
+
 @bp.get("/images/get")
 def save_images():
-    return _save(request.args.getlist("names"))
+    return _save(load_query(SaveQuery(), request.args)["names"])
 
 
 @bp.get("/images/<path:name>/get")

@@ -51,8 +51,10 @@ class Filters(fields.Field):
 
 def load_query(schema: Schema, args) -> dict:
     """Validate request.args against `schema`; unknown parameters are ignored, as Docker does."""
+    lists = {name for name, f in schema.load_fields.items() if isinstance(f, fields.List)}
     try:
-        return schema.load({k: args.get(k) for k in args.keys()}, unknown="exclude")
+        return schema.load({k: args.getlist(k) if k in lists else args.get(k) for k in args.keys()},
+                           unknown="exclude")
     except ValidationError as err:
         name, problems = next(iter(err.messages.items()))
         detail = problems[0] if isinstance(problems, list) else problems

@@ -182,6 +182,16 @@ def events():
     admitted = admit_stream(request.environ, kind="events")
     client_gone = admitted.client_gone if admitted is not None else (lambda: _client_gone(sock))
 
+    labels = engine.container_labels
+
+    def wire(events):
+        """The lines of the events Docker shows that pass the filters, with their containers' labels."""
+        for ev in events:
+            if ev.is_docker_visible:
+                ev = labels.attach(ev)
+                if matcher.matches(ev):
+                    yield json.dumps(ev.to_docker(), separators=(",", ":")).encode() + b"\n"
+
     def stream():
         nonlocal cursor
         engine.listener_added()
@@ -193,8 +203,7 @@ def events():
                 batch = store.read(after_seq=cursor, upto_seq=upto, types=matcher.sql_types,
                                    actions=matcher.sql_actions, limit=BATCH)
                 if batch:
-                    lines = [json.dumps(ev.to_docker(), separators=(",", ":")).encode() + b"\n"
-                             for ev in batch if ev.is_docker_visible and matcher.matches(ev)]
+                    lines = list(wire(batch))
                     if lines:
                         yield b"".join(lines)
                     if len(batch) == BATCH:
@@ -207,10 +216,8 @@ def events():
                     # then read once more. Later appends are stamped after now, i.e. after until.
                     store.barrier()
                     upto = store.first_seq_at_or_after(until + 1) - 1
-                    for ev in store.read(after_seq=cursor, upto_seq=upto, types=matcher.sql_types,
-                                         actions=matcher.sql_actions, limit=1_000_000):
-                        if ev.is_docker_visible and matcher.matches(ev):
-                            yield json.dumps(ev.to_docker(), separators=(",", ":")).encode() + b"\n"
+                    yield from wire(store.read(after_seq=cursor, upto_seq=upto, types=matcher.sql_types,
+                                               actions=matcher.sql_actions, limit=1_000_000))
                     return
                 if engine.shutting_down.is_set() or client_gone():
                     return

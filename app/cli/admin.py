@@ -21,6 +21,8 @@ def register(sub) -> None:
                    help="largest uncompressed archive load/import accepts, e.g. 64g; 0 = no bound (default 64g)")
     d.add_argument("--min-free-space", type=_size, default=1 << 30, metavar="BYTES",
                    help="free space uploads leave on the data root's file system, e.g. 1g; 0 = none (default 1g)")
+    d.add_argument("--max-json-body", type=_size, default=16 << 20, metavar="BYTES",
+                   help="largest JSON request body (container create …), e.g. 16m (default 16m)")
     d.add_argument("--max-streams", type=int, default=1024,
                    help="concurrent attach/wait/events/logs -f streams; beyond: 503 (default %(default)s)")
     d.add_argument("--max-connections", type=int, default=2048,
@@ -96,6 +98,7 @@ def cmd_daemon(args) -> int:
                     tlscacert=args.tlscacert, tlscert=args.tlscert, tlskey=args.tlskey,
                     seccomp_profile=profile or None, no_new_privileges=args.no_new_privileges,
                     max_upload_size=args.max_upload_size, min_free_space=args.min_free_space,
+                    max_json_body=args.max_json_body,
                     max_streams=args.max_streams, max_connections=args.max_connections,
                     head_timeout=args.head_timeout, idle_timeout=args.idle_timeout)
     return run(config)

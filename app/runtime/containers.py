@@ -27,9 +27,10 @@ from app.errors import Conflict, InvalidParameter, NotFound, NotModified
 from app.events.model import NewEvent
 from app.runtime import faults, recovery
 from app.runtime.attach import AttachHub, Subscription
-from app.runtime.configkeys import CONFIG_KEYS, HOST_CONFIG_KEYS, canonical_keys
+from app.runtime.createkeys import HOST_CONFIG, refuse_unapplied
 from app.runtime.monitor import Monitor
-from app.runtime.ocispec import build_spec, command_of, resources_from, write_etc_files
+from app.runtime.ocispec import (build_spec, clamped_rlimits, command_of, resources_from, validate_console_size,
+                                 write_etc_files)
 from app.runtime.overlay import mount_rootfs, unmount_rootfs
 from app.runtime.runc import Runc, RuncError, parse_signal
 from app.runtime.security import pid_mode, validate_host_config
@@ -188,11 +189,15 @@ class Containers:
                 return name
         return f"{random.choice(_ADJECTIVES)}_{secrets.token_hex(4)}"
 
-    def create(self, body: dict, name: str | None) -> str:
-        # keys as Go's decoder reads them: any case, unknown ones dropped (app/runtime/configkeys.py)
-        host_config = canonical_keys(next((v for k, v in body.items() if k.lower() == "hostconfig"), None) or {},
-                                     HOST_CONFIG_KEYS)
-        config = canonical_keys(body, CONFIG_KEYS)
+    def create(self, request: dict, name: str | None) -> str:
+        """`request` is a decoded create body (app/api/schemas/container_create.py): Config's keys at the
+        top, HostConfig and NetworkingConfig nested, every value of its Go type."""
+        host_config = dict(request.get("HostConfig") or {})
+        networking_config = dict(request.get("NetworkingConfig") or {})
+        config = {k: v for k, v in request.items() if k not in ("HostConfig", "NetworkingConfig")}
+        if any(k not in HOST_CONFIG for k in host_config):
+            raise InvalidParameter("invalid HostConfig: " + ", ".join(sorted(set(host_config) - set(HOST_CONFIG))))
+        refuse_unapplied(config, host_config, networking_config)    # never accepted and then ignored
         image_ref = config.get("Image") or ""
         if not image_ref:
             raise InvalidParameter("Config cannot be empty in order to create a container")
@@ -207,6 +212,8 @@ class Containers:
             raise NotFound(f"No such image: {shown}") from None
         image_cfg = (self.engine.images.config(row).get("config") or {})
         resources_from(host_config)                 # limits are checked now, not at start
+        clamped_rlimits(host_config.get("Ulimits"))
+        validate_console_size(host_config)
         validate_host_config(host_config)           # capabilities, --security-opt, PidMode, --device
         kind, target = pid_mode(host_config)
         if kind == "container":                     # kept by ID, as moby does: a rename does not break it
@@ -214,8 +221,6 @@ class Containers:
                 host_config["PidMode"] = "container:" + self.resolve(target)["id"]
             except NotFound:
                 pass                                # moby leaves it to start to fail
-        if host_config.get("StorageOpt"):           # not applied, so not silently accepted (moby's overlay2 text)
-            raise InvalidParameter("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
         log_config = host_config.get("LogConfig") or {}
         driver = log_config.get("Type") or "json-file"
         if driver not in LOG_DRIVERS:
@@ -228,8 +233,12 @@ class Containers:
         with self.lock:
             cname = self._name(name)
             cid = secrets.token_hex(32)
-            labels = {**(image_cfg.get("Labels") or {}), **(config.get("Labels") or {})}
-            attrs = {"image": image_ref, "name": cname, **labels}
+            image_labels = {k: v for k, v in (image_cfg.get("Labels") or {}).items()
+                            if isinstance(k, str) and isinstance(v, str)}    # an image config is untrusted
+            labels = {**image_labels, **(config.pop("Labels", None) or {})}
+            # Labels are stored once, in this payload; /events adds them to every event of the container
+            # when it sends it (app/events/labels.py), as Docker's events carry them.
+            attrs = {"image": image_ref, "name": cname}
             self.engine.store.append([NewEvent("container", "create", cid, attrs, payload={
                 "config": config, "host_config": host_config, "image_id": row["id"], "labels": labels,
                 "command": command})])
@@ -339,7 +348,8 @@ class Containers:
         return f"/proc/{other['pid']}/ns/pid"
 
     def _attrs(self, row: dict) -> dict:
-        return {"image": row["image"], "name": row["name"], **json.loads(row["labels"])}
+        """Docker's attributes of a container event, labels aside: /events adds those (app/events/labels.py)."""
+        return {"image": row["image"], "name": row["name"]}
 
     # ------------------------------------------------------------------------------ attach
 

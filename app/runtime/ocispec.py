@@ -22,6 +22,8 @@ MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/pro
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
 MIN_MEMORY = 6 * 1024 * 1024  # Docker: "Minimum memory limit allowed is 6MB"
+MIN_CPU_SHARES, MAX_CPU_SHARES = 2, 262144   # cgroup v1 cpu.shares bounds (the kernel clamps, runc refuses)
+MAX_CONSOLE = 65535                          # a terminal's rows and columns are 16-bit (struct winsize)
 
 
 def default_mounts() -> list[dict]:
@@ -133,8 +135,12 @@ def resources_from(host_config: dict, ncpu: int | None = None) -> dict:
     shares = int(host_config.get("CpuShares") or 0)
     if shares < 0:
         raise InvalidParameter("invalid CPU shares: must be positive")
-    if shares:
-        out.setdefault("cpu", {})["shares"] = max(shares, 2)
+    if shares:                                   # runc's texts: it refuses what the kernel would clamp
+        if shares < MIN_CPU_SHARES:
+            raise InvalidParameter(f"the minimum allowed cpu-shares is {MIN_CPU_SHARES}")
+        if shares > MAX_CPU_SHARES:
+            raise InvalidParameter(f"the maximum allowed cpu-shares is {MAX_CPU_SHARES}")
+        out.setdefault("cpu", {})["shares"] = shares
     nano = int(host_config.get("NanoCpus") or 0)
     if nano:
         if nano < 10_000_000 or nano > ncpu * 1_000_000_000:
@@ -166,7 +172,8 @@ def clamped_rlimits(requested: list[dict]) -> list[dict]:
         resource_id = getattr(resource, f"RLIMIT_{name}", None)
         if resource_id is None:
             raise InvalidParameter(f"invalid ulimit type: {item.get('Name')}")
-        soft, hard = int(item.get("Soft", 0)), int(item.get("Hard", 0))
+        # go-units converts to uint64: a negative value (-1) is RLIM_INFINITY
+        soft, hard = (_rlim(item.get("Soft")), _rlim(item.get("Hard")))
         if soft > hard:
             raise InvalidParameter(f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
         _, host_hard = resource.getrlimit(resource_id)
@@ -174,6 +181,18 @@ def clamped_rlimits(requested: list[dict]) -> list[dict]:
             hard, soft = min(hard, host_hard), min(soft, host_hard)
         out.append({"type": f"RLIMIT_{name}", "hard": hard, "soft": soft})
     return out
+
+
+def _rlim(value) -> int:
+    value = int(value or 0)
+    return value if value >= 0 else (1 << 64) - 1
+
+
+def validate_console_size(host_config: dict) -> None:
+    """ConsoleSize is [height, width] of uint in the API, but a terminal holds 16 bits of each."""
+    for value in host_config.get("ConsoleSize") or ():
+        if int(value or 0) > MAX_CONSOLE:
+            raise InvalidParameter(f"invalid ConsoleSize: a terminal has at most {MAX_CONSOLE} rows and columns")
 
 
 # ------------------------------------------------------------------------------------------ the spec
@@ -295,6 +314,8 @@ def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: di
         linux_extra["seccomp"] = seccomp
     if devices:
         linux_extra["devices"] = devices
+    if config.get("Domainname"):                  # the spec's `domainname` needs runc >= 1.2; the sysctl
+        linux_extra["sysctl"] = {"kernel.domainname": config["Domainname"]}   # works on any runc
     return {
         "ociVersion": "1.0.2",
         "process": {

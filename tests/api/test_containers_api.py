@@ -133,7 +133,9 @@ class PendingWait:
 
 
 def events(engine, cid: str) -> list:
-    return [e for e in engine.store.read(limit=100_000) if e.type == "container" and e.actor_id == cid]
+    """The container's events as /events sends them: with its labels (stored once, app/events/labels.py)."""
+    return [engine.container_labels.attach(e) for e in engine.store.read(limit=100_000)
+            if e.type == "container" and e.actor_id == cid]
 
 
 def actions(engine, cid: str) -> list[str]:
@@ -844,7 +846,8 @@ def test_every_action_appends_its_events_in_docker_shape(fake_api, fake_engine, 
     assert fake_api.post(f"{V}/containers/renamed/stop?t=1").status_code == 204
     assert fake_api.delete(f"{V}/containers/renamed").status_code == 204
 
-    evs = [e for e in fake_engine.store.read(after_seq=since, limit=10_000) if e.type == "container"]
+    evs = [fake_engine.container_labels.attach(e) for e in fake_engine.store.read(after_seq=since, limit=10_000)
+           if e.type == "container"]
     assert all(e.actor_id == cid for e in evs)
     assert [e.action for e in evs] == [
         "create", "start", "pause", "unpause", "kill", "die", "rename", "start",

@@ -511,11 +511,14 @@ def test_docker_py_suite_findings_kill_groups_logconfig_runtime_key_case(docker_
     assert err.value.response.status_code == 400 and "no log driver named 'asdf'" in str(err.value)
     r = api._post_json(api._url("/containers/create"), data={
         "image": "busybox", "cmd": ["true"], "Runtime": "x",
-        "hostconfig": {"memory": 64 << 20, "CPURealtimeRuntime": 1000}})
+        "hostconfig": {"memory": 64 << 20, "CPUShares": 512}})
     odd = api._result(r, True)["Id"]
     info = api.inspect_container(odd)
-    assert info["HostConfig"]["Memory"] == 64 << 20 and info["HostConfig"]["CpuRealtimeRuntime"] == 1000
+    assert info["HostConfig"]["Memory"] == 64 << 20 and info["HostConfig"]["CpuShares"] == 512
     assert "Runtime" not in info["Config"] and info["Config"]["Cmd"] == ["true"]
+    r = api._post_json(api._url("/containers/create"), data={       # a key berth does not apply: by name
+        "image": "busybox", "hostconfig": {"CPURealtimeRuntime": 1000}})
+    assert r.status_code == 400 and r.json()["message"] == "berth does not support HostConfig.CpuRealtimeRuntime yet"
     for ref in (c.id, cid, odd):
         api.remove_container(ref, force=True)
 
@@ -554,3 +557,11 @@ def test_entrypoint_and_cpu_memory_limits_reach_runc(daemon, docker_client, busy
     c = docker_client.containers.get(cid)
     assert c.attrs["HostConfig"]["CpuShares"] == 512 and c.attrs["HostConfig"]["NanoCpus"] == 500_000_000
     c.remove(force=True)
+
+
+def test_domainname_and_an_unlimited_ulimit_are_applied(docker_client, busybox):
+    """Config.Domainname sets the UTS domain name; a Ulimit of -1 is unlimited (go-units' uint64)."""
+    out = docker_client.containers.run(
+        "busybox", ["sh", "-c", "cat /proc/sys/kernel/domainname; ulimit -c"], domainname="example.test",
+        ulimits=[docker.types.Ulimit(name="core", soft=-1, hard=-1)], remove=True)
+    assert out.decode().split() == ["example.test", "unlimited"]
