@@ -29,8 +29,8 @@ from app.runtime import faults, recovery
 from app.runtime.attach import AttachHub, Subscription
 from app.runtime.createkeys import HOST_CONFIG, refuse_unapplied
 from app.runtime.monitor import Monitor
-from app.runtime.ocispec import (build_spec, clamped_rlimits, command_of, resources_from, validate_console_size,
-                                 write_etc_files)
+from app.runtime.ocispec import (build_spec, clamped_rlimits, command_of, extra_hosts, resources_from,
+                                 validate_console_size, validate_dns, validate_process_settings, write_etc_files)
 from app.runtime.overlay import mount_rootfs, unmount_rootfs
 from app.runtime.runc import Runc, RuncError, parse_signal
 from app.runtime.security import pid_mode, validate_host_config
@@ -214,6 +214,9 @@ class Containers:
         resources_from(host_config)                 # limits are checked now, not at start
         clamped_rlimits(host_config.get("Ulimits"))
         validate_console_size(host_config)
+        validate_process_settings(host_config)
+        validate_dns(host_config)
+        extra_hosts(host_config)
         validate_host_config(host_config)           # capabilities, --security-opt, PidMode, --device
         kind, target = pid_mode(host_config)
         if kind == "container":                     # kept by ID, as moby does: a rename does not break it
@@ -299,7 +302,7 @@ class Containers:
         image_cfg = self.engine.images.config(image_row).get("config") or {}
         layers = self.engine.images.layer_dirs(image_row)
         hostname = config.get("Hostname") or cid[:12]
-        etc = write_etc_files(bundle, hostname)
+        etc = write_etc_files(bundle, hostname, host_config)
         pid_ns = self._pid_namespace_to_join(host_config)
         rootfs = mount_rootfs(bundle, layers)
         pid = 0

@@ -5,6 +5,7 @@ tested without runc. Defaults follow Docker's (moby oci/defaults.go, daemon/oci_
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import resource
 
@@ -132,6 +133,20 @@ def resources_from(host_config: dict, ncpu: int | None = None) -> dict:
         # swap == -1: unlimited swap, nothing to set
     elif swap > 0:
         raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit, see usage")
+    reservation = int(host_config.get("MemoryReservation") or 0)
+    if reservation:
+        if reservation < MIN_MEMORY:
+            raise InvalidParameter("Minimum memory reservation allowed is 6MB")
+        if memory and memory < reservation:
+            raise InvalidParameter("Minimum memory limit can not be less than memory reservation limit, see usage")
+        out.setdefault("memory", {})["reservation"] = reservation
+    swappiness = host_config.get("MemorySwappiness")
+    if swappiness is not None and int(swappiness) != -1:
+        if not 0 <= int(swappiness) <= 100:
+            raise InvalidParameter(f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
+        out.setdefault("memory", {})["swappiness"] = int(swappiness)
+    if host_config.get("OomKillDisable"):
+        out.setdefault("memory", {})["disableOOMKiller"] = True
     shares = int(host_config.get("CpuShares") or 0)
     if shares < 0:
         raise InvalidParameter("invalid CPU shares: must be positive")
@@ -188,6 +203,15 @@ def _rlim(value) -> int:
     return value if value >= 0 else (1 << 64) - 1
 
 
+def validate_process_settings(host_config: dict) -> None:
+    """OomScoreAdj and ShmSize, with moby's texts."""
+    score = int(host_config.get("OomScoreAdj") or 0)
+    if not -1000 <= score <= 1000:
+        raise InvalidParameter(f"Invalid value {score}, range for oom score adj is [-1000, 1000]")
+    if int(host_config.get("ShmSize") or 0) < 0:
+        raise InvalidParameter("SHM size can not be less than 0")
+
+
 def validate_console_size(host_config: dict) -> None:
     """ConsoleSize is [height, width] of uint in the API, but a terminal holds 16 bits of each."""
     for value in host_config.get("ConsoleSize") or ():
@@ -197,18 +221,55 @@ def validate_console_size(host_config: dict) -> None:
 
 # ------------------------------------------------------------------------------------------ the spec
 
-def write_etc_files(directory: str, hostname: str) -> dict[str, str]:
+def write_etc_files(directory: str, hostname: str, host_config: dict | None = None) -> dict[str, str]:
     """The container's /etc/hostname, /etc/hosts and /etc/resolv.conf, written in `directory` and
-    returned as {container path: host file} for bind mounts. Name resolution comes with networking."""
+    returned as {container path: host file} for bind mounts. HostConfig.ExtraHosts are added to hosts,
+    Dns/DnsSearch/DnsOptions make resolv.conf (name resolution of its own comes with networking)."""
+    host_config = host_config or {}
+    hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    hosts += "".join(f"{ip}\t{name}\n" for name, ip in extra_hosts(host_config))
+    resolv = "".join(f"nameserver {ip}\n" for ip in host_config.get("Dns") or []) or "nameserver 127.0.0.1\n"
+    if host_config.get("DnsSearch"):
+        resolv += "search " + " ".join(host_config["DnsSearch"]) + "\n"
+    if host_config.get("DnsOptions"):
+        resolv += "options " + " ".join(host_config["DnsOptions"]) + "\n"
     files = {}
-    for name, text in (("hostname", hostname + "\n"),
-                       ("hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
-                       ("resolv.conf", "nameserver 127.0.0.1\n")):
+    for name, text in (("hostname", hostname + "\n"), ("hosts", hosts), ("resolv.conf", resolv)):
         path = os.path.join(directory, name)
         with open(path, "w") as fh:
             fh.write(text)
         files[f"/etc/{name}"] = path
     return files
+
+
+def extra_hosts(host_config: dict) -> list[tuple[str, str]]:
+    """--add-host entries `name:ip` (or `name=ip`), checked as moby's ValidateExtraHost does."""
+    out = []
+    for entry in host_config.get("ExtraHosts") or []:
+        sep = "=" if "=" in entry else ":"
+        name, found, ip = entry.partition(sep)
+        if not found or not name or not ip:
+            raise InvalidParameter(f"bad format for add-host: {entry!r}")
+        if ip == "host-gateway":
+            raise InvalidParameter("berth does not support host-gateway in HostConfig.ExtraHosts yet")
+        ip = ip.strip("[]")
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise InvalidParameter(f"invalid IP address in add-host: {ip!r}") from None
+        out.append((name, ip))
+    return out
+
+
+def validate_dns(host_config: dict) -> None:
+    for ip in host_config.get("Dns") or []:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise InvalidParameter(f"{ip} is not an ip address") from None
+    for entry in (host_config.get("DnsSearch") or []) + (host_config.get("DnsOptions") or []):
+        if not entry or any(c.isspace() for c in entry):
+            raise InvalidParameter(f"invalid DNS search domain or option: {entry!r}")
 
 
 def merge_env(image_env: list[str] | None, create_env: list[str] | None, hostname: str) -> list[str]:
@@ -300,7 +361,14 @@ def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: di
     for mount in mounts:
         if (privileged and mount["destination"] == "/sys") or (writable_cgroups and mount["type"] == "cgroup"):
             mount["options"] = [o for o in mount["options"] if o != "ro"]
+    shm = int(host_config.get("ShmSize") or 0)
+    if shm:
+        for mount in mounts:
+            if mount["destination"] == "/dev/shm":
+                mount["options"] = [o for o in mount["options"] if not o.startswith("size=")] + [f"size={shm}"]
     process_extra = {}
+    if host_config.get("OomScoreAdj"):
+        process_extra["oomScoreAdj"] = int(host_config["OomScoreAdj"])
     console = host_config.get("ConsoleSize") or [0, 0]
     if config.get("Tty") and len(console) == 2 and console[0] and console[1]:
         process_extra["consoleSize"] = {"height": int(console[0]), "width": int(console[1])}

@@ -565,3 +565,43 @@ def test_domainname_and_an_unlimited_ulimit_are_applied(docker_client, busybox):
         "busybox", ["sh", "-c", "cat /proc/sys/kernel/domainname; ulimit -c"], domainname="example.test",
         ulimits=[docker.types.Ulimit(name="core", soft=-1, hard=-1)], remove=True)
     assert out.decode().split() == ["example.test", "unlimited"]
+
+
+def test_dns_hosts_shm_oom_and_memory_settings_are_applied(docker_client, busybox):
+    """Dns/DnsSearch/DnsOptions, ExtraHosts, ShmSize, OomScoreAdj and the memory cgroup settings reach
+    the container: seen from inside it and in its cgroup."""
+    c = docker_client.containers.run(
+        "busybox", ["sleep", "30"], detach=True, dns=["10.9.8.7"], dns_search=["example.test"],
+        dns_opt=["ndots:2"], extra_hosts={"db.local": "10.1.2.3"}, shm_size="8m", oom_score_adj=200,
+        mem_limit="64m", mem_reservation="32m", mem_swappiness=10, oom_kill_disable=True)
+    try:
+        pid = docker_client.api.inspect_container(c.id)["State"]["Pid"]
+        root = f"/proc/{pid}/root"
+        with open(f"{root}/etc/resolv.conf") as fh:
+            assert fh.read() == "nameserver 10.9.8.7\nsearch example.test\noptions ndots:2\n"
+        with open(f"{root}/etc/hosts") as fh:
+            assert "10.1.2.3\tdb.local\n" in fh.read()
+        with open(f"/proc/{pid}/oom_score_adj") as fh:
+            assert fh.read().strip() == "200"
+        with open(f"/proc/{pid}/mountinfo") as fh:
+            shm = next(line for line in fh if " /dev/shm " in line)
+        assert "size=8192k" in shm
+        with open(f"/proc/{pid}/cgroup") as fh:
+            memcg = next(line.split(":")[2].strip() for line in fh if ":memory:" in line)
+        base = f"/sys/fs/cgroup/memory{memcg}"
+        values = {}
+        for name in ("memory.soft_limit_in_bytes", "memory.swappiness", "memory.oom_control"):
+            with open(f"{base}/{name}") as fh:
+                values[name] = fh.read()
+        assert int(values["memory.soft_limit_in_bytes"]) == 32 << 20
+        assert values["memory.swappiness"].strip() == "10"
+        assert "oom_kill_disable 1" in values["memory.oom_control"]
+    finally:
+        c.remove(force=True)
+    with pytest.raises(docker.errors.APIError, match=r"range for oom score adj is \[-1000, 1000\]"):
+        docker_client.containers.create("busybox", ["true"], oom_score_adj=2000)
+    with pytest.raises(docker.errors.APIError, match="valid memory swappiness range is 0-100"):
+        docker_client.containers.create("busybox", ["true"], mem_swappiness=101)
+    with pytest.raises(docker.errors.APIError, match="is not an ip address"):
+        docker_client.containers.create("busybox", ["true"], dns=["nameserver"])
+    assert docker_client.containers.list(all=True) == []

@@ -124,7 +124,7 @@ def test_docker_ps_keeps_working_after_bad_labels(daemon, busybox):
     (["-v", "/:/host"], "berth does not support HostConfig.Binds yet"),
     (["--restart", "always"], "berth does not support HostConfig.RestartPolicy yet"),
     (["-p", "8080:80"], "berth does not support HostConfig.PortBindings yet"),
-    (["--dns", "127.0.0.1"], "berth does not support HostConfig.Dns yet"),
+    (["--cpuset-cpus", "0"], "berth does not support HostConfig.CpusetCpus yet"),
 ])
 @needs_docker_cli
 def test_the_docker_cli_is_told_what_is_not_supported(daemon, busybox, flag, message):

@@ -17,15 +17,33 @@ MAX_JSON_DEPTH = 100          # Docker's bodies nest 6 deep; Go's own decoder st
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 
 
+DRAIN = 256 << 10     # of a refused body, read and dropped so the client is not cut off mid-send (Go does too)
+
+
 def read_body(environ, stream, limit: int) -> bytes:
-    """The whole body, refusing one larger than `limit` without reading past limit + 1 bytes."""
+    """The whole body, refusing one larger than `limit` without reading past limit + 1 bytes (and
+    DRAIN more, dropped, so a client still sending sees the 413 rather than a reset)."""
     length = environ.get("CONTENT_LENGTH") or ""
+    too_large = f"request body is larger than the daemon's limit of {limit} bytes (--max-json-body)"
     if length.isdigit() and limit and int(length) > limit:
-        raise PayloadTooLarge(f"request body is larger than the daemon's limit of {limit} bytes (--max-json-body)")
+        _drain(stream, min(int(length), DRAIN))
+        raise PayloadTooLarge(too_large)
     data = stream.read(limit + 1) if limit else stream.read()
     if limit and len(data) > limit:
-        raise PayloadTooLarge(f"request body is larger than the daemon's limit of {limit} bytes (--max-json-body)")
+        _drain(stream, DRAIN)
+        raise PayloadTooLarge(too_large)
     return data
+
+
+def _drain(stream, most: int) -> None:
+    try:
+        while most > 0:
+            chunk = stream.read(min(most, 64 << 10))
+            if not chunk:
+                return
+            most -= len(chunk)
+    except OSError:
+        pass
 
 
 def check_depth(data: bytes, limit: int = MAX_JSON_DEPTH) -> None:
