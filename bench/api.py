@@ -71,14 +71,16 @@ def get(conn: UnixHTTPConnection, path: str) -> http.client.HTTPResponse:
     return resp
 
 
-def start_daemon(tmp: str) -> tuple[subprocess.Popen, str]:
-    """A real `cli.py daemon` on a temp socket and data root, once it answers GET /_ping."""
+def start_daemon(tmp: str, checkout: str = ROOT, extra_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """A real `cli.py daemon` of `checkout` (default: this tree) on a temp socket and data root under
+    `tmp`, once it answers GET /_ping. `extra_args` go after the daemon's own flags."""
     sock = os.path.join(tmp, "berth.sock")
     log_path = os.path.join(tmp, "daemon.log")
     with open(log_path, "wb") as log:  # the child keeps its own copy of the fd
         proc = subprocess.Popen(
             [sys.executable, "cli.py", "daemon", "-H", f"unix://{sock}", "--data-root", os.path.join(tmp, "root"),
-             "--pidfile", os.path.join(tmp, "berth.pid")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+             "--pidfile", os.path.join(tmp, "berth.pid"), *extra_args],
+            cwd=checkout, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:
