@@ -138,6 +138,9 @@ class Containers:
         self._closing = threading.Event()
         self.closing = self._closing          # read by streaming handlers (attach with logs) to end
         self._unreaped: set[int] = set()     # exited containers' conmon pids not yet waited for
+        # removed containers whose killed processes (runc init of a cut start) may still turn into
+        # zombies reparented to this subreaper: cid -> until when to look for them
+        self._removed_recently: dict[str, float] = {}
         self._starting: dict[str, recovery.StartAttempt] = {}    # guarded by its own lock: the start holds self.lock
         self._starting_lock = threading.Lock()
         self.reconcile()
@@ -492,6 +495,7 @@ class Containers:
         """waitpid only zombies whose parent is this daemon, so a recycled pid in a stale pidfile can
         never take the exit status of a child that `subprocess` is waiting for."""
         me = os.getpid()
+        self._adopt_zombies_of_removed(me)
         for pid in list(self._unreaped):
             try:
                 with open(f"/proc/{pid}/stat") as fh:
@@ -508,6 +512,30 @@ class Containers:
                 except ChildProcessError:
                     pass
                 self._unreaped.discard(pid)
+
+    def _adopt_zombies_of_removed(self, me: int) -> None:
+        """Zombies of this daemon still in a removed container's cgroup (a start cut by rm -f: its runc
+        init comes to the subreaper). They are never `subprocess` children, so reaping them is safe."""
+        now = time.monotonic()
+        for cid, until in list(self._removed_recently.items()):
+            if until < now:
+                self._removed_recently.pop(cid, None)
+        if not self._removed_recently:
+            return
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat") as fh:
+                    fields = fh.read().rpartition(")")[2].split()
+                if fields[0] != "Z" or int(fields[1]) != me:
+                    continue
+                with open(f"/proc/{name}/cgroup") as fh:
+                    cgroups = fh.read()
+            except (OSError, IndexError, ValueError):
+                continue
+            if any(cid in cgroups for cid in self._removed_recently):
+                self._unreaped.add(int(name))
 
     def reconcile(self) -> None:
         """At start: exits that happened while the daemon was away, and whatever a start or rm cut
@@ -791,6 +819,7 @@ class Containers:
         the next boot finish a removal cut at any step (app/runtime/recovery.py)."""
         cid = row["id"]
         bundle = self.bundle(cid)
+        self._removed_recently[cid] = time.monotonic() + 30
         recovery.mark_removing(self, cid)
         unmount_rootfs(bundle)
         faults.point("rm:after-unmount")
