@@ -24,6 +24,9 @@ def _containers():
     return current_engine().containers
 
 
+_HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+
+
 class CreateQuery(Schema):
     name = fields.String(load_default=None)
     platform = fields.String(load_default=None)
@@ -32,8 +35,8 @@ class CreateQuery(Schema):
 @bp.post("/containers/create")
 def create_container():
     q = load_query(CreateQuery(), request.args)
-    if q["platform"] and q["platform"].split("/")[0] != "linux":
-        raise InvalidParameter(f'berth does not support platform "{q["platform"]}" yet: it runs linux containers')
+    if q["platform"] and q["platform"].split("/")[:2] not in (["linux"], ["linux", _HOST_ARCH]):
+        raise InvalidParameter(f'berth does not support platform "{q["platform"]}" yet: it runs linux/{_HOST_ARCH}')
     body = load_json_body(request, CreateRequest(), current_engine().config.max_json_body)
     cid = _containers().create(body, q["name"] or None)
     return jsonify({"Id": cid, "Warnings": []}), 201

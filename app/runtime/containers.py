@@ -138,8 +138,8 @@ class Containers:
         self._closing = threading.Event()
         self.closing = self._closing          # read by streaming handlers (attach with logs) to end
         self._unreaped: set[int] = set()     # exited containers' conmon pids not yet waited for
-        # removed containers whose killed processes (runc init of a cut start) may still turn into
-        # zombies reparented to this subreaper: cid -> until when to look for them
+        # containers whose start rm -f cancelled: their killed runc init may still turn into a zombie
+        # reparented to this subreaper (cid -> until when to look for it; normal removals are not here)
         self._removed_recently: dict[str, float] = {}
         self._starting: dict[str, recovery.StartAttempt] = {}    # guarded by its own lock: the start holds self.lock
         self._starting_lock = threading.Lock()
@@ -286,6 +286,7 @@ class Containers:
             attempt = self._starting.get(cid)
         if attempt is None or attempt.thread is threading.current_thread():
             return False                # none, or the start's own AutoRemove after it failed
+        self._removed_recently[cid] = time.monotonic() + 30    # its killed runc init may come back a zombie
         recovery.cancel_start(self, cid, attempt)
         return True
 
@@ -819,7 +820,6 @@ class Containers:
         the next boot finish a removal cut at any step (app/runtime/recovery.py)."""
         cid = row["id"]
         bundle = self.bundle(cid)
-        self._removed_recently[cid] = time.monotonic() + 30
         recovery.mark_removing(self, cid)
         unmount_rootfs(bundle)
         faults.point("rm:after-unmount")

@@ -131,3 +131,10 @@ def test_the_docker_cli_is_told_what_is_not_supported(daemon, busybox, flag, mes
     r = docker_cli(daemon, "run", *flag, "busybox", "true")
     assert r.returncode != 0 and message in r.stderr
     assert docker_cli(daemon, "ps", "-aq").stdout.strip() == ""
+
+
+def test_a_platform_berth_cannot_run_is_refused(daemon, busybox):
+    for platform in ("windows", "linux/s390x"):
+        status, got = post(daemon.sock, f"/v1.45/containers/create?platform={platform}", b'{"Image":"busybox"}')
+        assert status == 400 and f'berth does not support platform "{platform}" yet' in got["message"]
+    assert post(daemon.sock, "/v1.45/containers/create?platform=linux", b'{"Image":"busybox","Cmd":["true"]}')[0] == 201
