@@ -16,7 +16,7 @@ def create_app(config=None, engine=None):
     from app.errors import register_error_handlers
 
     if engine is None:
-        engine = Engine(config or Config.from_env())
+        engine = Engine(config or Config.from_env()).start()
     flask_app = Flask("berth")
     flask_app.json.sort_keys = False
     flask_app.json.compact = True

@@ -90,6 +90,7 @@ def run(config: Config) -> int:
         engine.close()
         log.info("berth daemon stopped before it served")
         return 0
+    engine.start()              # the boot phase: reconcile, then background work (app/engine.py)
     try:
         ssl_context = _tls_context(config)
         listeners = open_listeners(config.hosts, ssl_context=ssl_context, socket_group=config.socket_group)

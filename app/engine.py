@@ -17,6 +17,9 @@ from app.events.model import NewEvent
 from app.events.labels import ContainerLabels
 from app.events.store import EventStore
 from app.projections import all_projectors
+from app.runtime.containers import Containers
+from app.runtime.host import Host, real_host
+from app.runtime.images import Images
 
 
 class DataRootBusy(Exception):
@@ -56,20 +59,26 @@ def _engine_id(data_root: str) -> str:
 
 
 class Engine:
-    def __init__(self, config: Config):
+    """The composition root: builds the services with their dependencies passed in.
+
+    Construction opens the data root (its lock, the store) and builds objects; it starts no thread and
+    touches no container. `start()` is the boot phase, in a fixed order; `close()` undoes it.
+    `host` replaces the real host adapters (tests pass fakes, tests/fakes.py)."""
+
+    def __init__(self, config: Config, host: Host | None = None):
         self.config = config
         self.data_root = os.path.abspath(config.data_root)
         self._lock_fd = lock_data_root(self.data_root)
+        self.store = None
         try:
             self.id = _engine_id(self.data_root)
             self.store = EventStore(os.path.join(self.data_root, "berth.db"), all_projectors())
             self.container_labels = ContainerLabels(self.store)
-            from app.runtime.images import Images
-            self.images = Images(self, os.path.join(self.data_root, "image"))
-            from app.runtime.containers import Containers
-            self.containers = Containers(self, config.runtime, None)
+            self.host = host or real_host(self.data_root, config.runtime, None, config.cgroup_parent)
+            self.images = Images(self.store, os.path.join(self.data_root, "image"), config)
+            self.containers = Containers(self.store, self.images, self.host, config, self.data_root)
         except BaseException:
-            if getattr(self, "store", None) is not None:
+            if self.store is not None:
                 self.store.close()
             os.close(self._lock_fd)
             raise
@@ -77,6 +86,20 @@ class Engine:
         self.shutting_down = threading.Event()
         self._listeners = 0
         self._listeners_lock = threading.Lock()
+        self._started = False
+
+    def start(self) -> "Engine":
+        """Boot, in this order:
+        1. the store's background work (WAL checkpoints);
+        2. images: drop layers and blobs no image names (an import or delete cut short);
+        3. containers: reconcile the host against the projections (exits missed while the daemon was
+           away, starts and removals cut short), then the exit watcher.
+        Later subsystems (networks, restart policies, health checks) slot in after 3."""
+        self.store.start()
+        self.images.boot()
+        self.containers.boot()
+        self._started = True
+        return self
 
     # /events subscribers, for /info's NEventsListener
     def listener_added(self) -> None:
@@ -100,6 +123,7 @@ class Engine:
         self.containers.end_attaches()
 
     def close(self) -> None:
+        """Undo start() in reverse: stop watching (containers keep running under conmon), close the store."""
         self.begin_shutdown()
         self.containers.close()
         self.store.close()

@@ -179,3 +179,14 @@ def admit_stream(environ, sock=None, half_close_counts: bool = True, kind: str =
     stream = registry.admit(sock if sock is not None else environ.get("berth.socket"), half_close_counts, kind)
     environ["berth.stream"] = stream
     return stream
+
+
+def peer_hung_up(sock, half_close_counts: bool = True) -> bool:
+    """The client went away. On a Unix socket a close shows as POLLHUP; on TCP only as POLLRDHUP,
+    which a half-close (stdin EOF on an attach) also raises, so that counts only where asked."""
+    if sock is None:
+        return False
+    mask = select.POLLHUP | (select.POLLRDHUP if half_close_counts else 0)
+    poller = select.poll()
+    poller.register(sock, mask)
+    return any(ev & mask for _, ev in poller.poll(0))

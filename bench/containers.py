@@ -57,7 +57,7 @@ def pss_kib(pid: int) -> int:
 # spec builder writes config.json (and its /etc files) for the bundle; the rootfs is shared.
 _SPEC_SNIPPET = """
 import json, sys
-from app.runtime.ocispec import build_spec, write_etc_files
+from app.runtime.containers.spec import build_spec, write_etc_files
 rootfs, bundle, cgroups_path = sys.argv[1:4]
 spec = build_spec(rootfs=rootfs, container_id="floor", image_config={}, config={"Cmd": ["true"]},
                   host_config={}, hostname="floor", cgroups_path=cgroups_path, netns_path=None,
@@ -78,7 +78,7 @@ def runc_floor(tmp: str, busybox_tar: str, runs: int, checkouts: list[str], env:
     by berth's overlay code (no daemon); the checkouts' runs alternate. One list of times per checkout."""
     from app.config import Config
     from app.engine import Engine
-    from app.runtime.overlay import mount_rootfs, unmount_rootfs
+    from app.runtime.host.overlay import mount_rootfs, unmount_rootfs
     engine = Engine(Config(data_root=os.path.join(tmp, "floor-root"), cgroup_parent="berth-bench"))
     try:
         with open(busybox_tar, "rb") as fh:

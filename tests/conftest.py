@@ -5,7 +5,7 @@ import pytest
 def engine(tmp_path):
     from app.config import Config
     from app.engine import Engine
-    eng = Engine(Config(data_root=str(tmp_path / "root")))
+    eng = Engine(Config(data_root=str(tmp_path / "root"))).start()
     yield eng
     eng.close()
 

@@ -1,8 +1,8 @@
 """A fake runtime for fast tests of the container lifecycle: no runc, no conmon, no mounts.
 
-`app.runtime.containers.Containers` builds its `Runc` and `Monitor` from names imported into that
-module and calls its module-level `mount_rootfs`/`unmount_rootfs`. `FakeHost.install(monkeypatch)`
-replaces those names *before* an Engine is created, so the real lifecycle code (events, projections,
+The engine takes its host adapters through its constructor (app/runtime/host/__init__.py, Host).
+`FakeHost.host(data_root, cgroup_parent)` builds one of fakes, handed to `Engine(config, host=…)`, so
+nothing is patched and the real lifecycle code (events, projections,
 the inotify exit watcher, waits, AutoRemove, reconcile) runs against a pretend machine in
 milliseconds. This is coverage for logic and error paths only: the proof that a feature works with
 runc and conmon stays in tests/integration.
@@ -53,8 +53,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from app.runtime.monitor import Monitor, _runtime_message
-from app.runtime.runc import Runc, RuncError, _message, parse_signal
+from app.runtime.host import Host
+from app.runtime.host.cgroups import Cgroups
+from app.runtime.host.conmon import Monitor, _runtime_message
+from app.runtime.host.overlay import changes as overlay_changes
+from app.runtime.host.runc import Runc, RuncError, _message, parse_signal
 
 FIRST_PID = 10_000_000          # above any possible pid_max (2^22): never a real process
 DEFAULT_IGNORED = {signals.SIGCHLD, signals.SIGURG, signals.SIGWINCH, signals.SIGCONT}
@@ -107,14 +110,12 @@ class FakeHost:
 
     # ------------------------------------------------------------------ wiring
 
-    def install(self, monkeypatch) -> "FakeHost":
-        """Replace the host-touching names `app.runtime.containers` uses; call before Engine()."""
-        import app.runtime.containers as module
-        monkeypatch.setattr(module, "Runc", self.make_runc)
-        monkeypatch.setattr(module, "Monitor", self.make_monitor)
-        monkeypatch.setattr(module, "mount_rootfs", self.mount_rootfs)
-        monkeypatch.setattr(module, "unmount_rootfs", self.unmount_rootfs)
-        return self
+    def host(self, data_root: str, cgroup_parent: str) -> Host:
+        """The Host to hand to Engine(config, host=…): fake runc, conmon and overlay; the real
+        cgroups adapter under a parent nobody creates, and the real reaper (it finds nothing)."""
+        runc = self.make_runc("runc", os.path.join(data_root, "runc"))
+        monitor = self.make_monitor("conmon", runc, os.path.join(data_root, "exits"), os.path.join(data_root, "s"))
+        return Host(runc=runc, conmon=monitor, overlay=_FakeOverlay(self), cgroups=Cgroups(cgroup_parent))
 
     def make_runc(self, binary: str, root: str) -> "FakeRunc":
         return FakeRunc(self, binary, root)
@@ -138,6 +139,10 @@ class FakeHost:
     def unmount_rootfs(self, container_dir: str) -> None:
         with self.lock:
             self.mounted.discard(container_dir)
+
+    def is_mounted(self, path: str) -> bool:
+        with self.lock:
+            return os.path.dirname(path.rstrip("/")) in self.mounted
 
     # ------------------------------------------------------------------ scripting
 
@@ -453,3 +458,13 @@ class FakeMonitor(Monitor):
             if proc is None or proc.status == "stopped":
                 raise FileNotFoundError(2, "fake conmon: no control fifo")
             self.host.resizes.append((container_id, height, width))
+
+
+class _FakeOverlay:
+    """The overlay adapter of the pretend machine (app/runtime/host/overlay.py Overlay's shape)."""
+
+    def __init__(self, fake: FakeHost):
+        self.mount = fake.mount_rootfs
+        self.unmount = fake.unmount_rootfs
+        self.is_mounted = fake.is_mounted
+        self.changes = overlay_changes       # plain directories: the real walk works on them

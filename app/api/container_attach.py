@@ -2,9 +2,7 @@
 TTY resize that goes with it. The relay itself is app/runtime/attach.py."""
 from __future__ import annotations
 
-import json
 import os
-import select
 import threading
 import time
 
@@ -14,7 +12,8 @@ from marshmallow import Schema, fields
 from app.api import current_engine
 from app.api.params import DockerBool, load_query
 from app.errors import Conflict, InvalidParameter, NotImplemented_
-from app.streams import admit_stream
+from app.streams import admit_stream, peer_hung_up
+from app.version import api_version_tuple
 
 bp = Blueprint("container_attach", __name__)
 
@@ -35,17 +34,6 @@ class AttachQuery(Schema):
     detachKeys = fields.String(load_default=None)
 
 
-def peer_hung_up(sock, half_close_counts: bool = True) -> bool:
-    """The client went away. On a Unix socket a close shows as POLLHUP; on TCP only as POLLRDHUP,
-    which a half-close (stdin EOF on an attach) also raises, so that counts only where asked."""
-    if sock is None:
-        return False
-    mask = select.POLLHUP | (select.POLLRDHUP if half_close_counts else 0)
-    poller = select.poll()
-    poller.register(sock, mask)
-    return any(ev & mask for _, ev in poller.poll(0))
-
-
 @bp.post("/containers/<ref>/attach")
 def attach_container(ref):
     """Hijacked attach: `101 UPGRADED` when the client asked to upgrade (docker CLI, docker-py), a raw
@@ -54,18 +42,18 @@ def attach_container(ref):
     q = load_query(AttachQuery(), request.args)
     containers = _containers()
     row = containers.resolve(ref)
-    if row["state"] == "paused":
+    if row.state == "paused":
         raise Conflict(f"container {ref} is paused, unpause the container before attach.")
-    if row["state"] == "restarting":
+    if row.state == "restarting":
         raise Conflict(f"container {ref} is restarting, wait until the container is running.")
     keys = parse_detach_keys(q["detachKeys"])
     hijack = request.environ.get("berth.hijack")
     if hijack is None:
         raise NotImplemented_("attach needs berth's HTTP server (a connection that can be taken over)")
-    cid = row["id"]
-    config = json.loads(row["config"])
+    cid = row.id
+    config = row.config
     tty = bool(config.get("Tty"))
-    multiplexed = not tty and _version_at_least(request.environ.get("berth.api_version", "1.45"), (1, 42))
+    multiplexed = not tty and api_version_tuple(request.environ.get("berth.api_version", "1.45")) >= (1, 42)
     media = "application/vnd.docker.multiplexed-stream" if multiplexed else "application/vnd.docker.raw-stream"
     upgrade = "upgrade" in request.headers.get("Connection", "").lower() or bool(request.headers.get("Upgrade"))
     # The relay runs on a stream thread of its own, off the worker pool (app/streams.py); None under
@@ -106,8 +94,8 @@ def _end_reservation(containers, cid, waiter):
 
 
 def _attach(containers, cid, q, sock, reader, waiter, tty, keys, config, stream):
-    from app.runtime.attach import relay
-    from app.runtime.logs import follow, messages, render, select as select_logs
+    from app.runtime.containers.attach import relay
+    from app.runtime.containers.logs import follow, messages, render, select as select_logs
     streams = tuple(s for s in ("stdout", "stderr") if q[s])
     log_path = containers.monitor.files(cid, containers.bundle(cid)).log
     fh = open(log_path, "rb") if q["logs"] and os.path.exists(log_path) else None
@@ -148,11 +136,6 @@ def _attach(containers, cid, q, sock, reader, waiter, tty, keys, config, stream)
     finally:
         if fh:
             fh.close()
-
-
-def _version_at_least(version: str, minimum: tuple[int, int]) -> bool:
-    major, _, minor = version.partition(".")
-    return (int(major), int(minor or 0)) >= minimum
 
 
 class ResizeQuery(Schema):

@@ -18,6 +18,7 @@ from app.common.filters import labels_match
 from app.common.fsutil import dir_size as _dir_size
 from app.common.humanize import human_duration
 from app.errors import InvalidParameter, NotFound
+from app.projections import containers as container_views, images as image_views
 
 bp = Blueprint("container_list", __name__)
 
@@ -26,10 +27,6 @@ LIST_FILTER_KEYS = frozenset({"id", "name", "label", "status", "exited", "ancest
 STATUSES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")   # moby's order
 HEALTHS = ("none", "starting", "healthy", "unhealthy")
 RUNNING = frozenset({"running", "paused", "restarting"})   # moby's State.Running is true in all three
-# Only what a summary needs: the config/host_config JSON blobs stay on disk, and the covering index
-# containers_list (projection v5) answers this without reading the table rows at all.
-LIST_SQL = ("SELECT id, name, image, image_id, created_nano, state, exit_code, started_nano, finished_nano,"
-            " labels, command, network_mode FROM containers ORDER BY created_nano DESC")
 _PORT_FILTER = re.compile(r"^\d+(-\d+)?(/[a-z]+)?$")
 _str = encode_basestring_ascii        # C-speed JSON string literal, quotes included
 # store → (last_seq, summaries): see _summaries
@@ -74,17 +71,15 @@ def _summaries(engine) -> list[tuple]:
     cached = _rendered.get(store)
     if cached is not None and cached[0] == seq:
         return cached[1]
-    cur = store.reader().cursor()
-    cur.row_factory = None                      # plain tuples: no sqlite3.Row per container
     refreshed: dict[str, str] = {}              # image reference → the image ID it names now ("" if none)
     out = []
     for cid, name, image, image_id, created, state, code, started, finished, labels, command, mode in \
-            cur.execute(LIST_SQL).fetchall():
+            container_views.summaries(store):
         if image != image_id and image_id:
             # moby's refreshImage: a reference that no longer names the container's image shows the ID
             if image not in refreshed:
                 try:
-                    refreshed[image] = engine.images.resolve(image)[0]["id"]
+                    refreshed[image] = engine.images.resolve(image)[0].id
                 except (NotFound, InvalidParameter):
                     refreshed[image] = ""
             if refreshed[image] != image_id:
@@ -147,9 +142,7 @@ def _ancestor_ids(engine, refs: set[str]) -> set[str]:
             row, _ = engine.images.resolve(ref)
         except (NotFound, InvalidParameter):
             continue
-        out.update(r[0] for r in engine.store.query(
-            "WITH RECURSIVE d(id) AS (SELECT ? UNION SELECT images.id FROM images JOIN d ON images.parent = d.id)"
-            " SELECT id FROM d", (row["id"],)))
+        out.update(image_views.descendants(engine.store, row.id))
     return out
 
 
@@ -228,7 +221,7 @@ def list_containers():
         return Response("[]\n", mimetype="application/json")
     image_sizes = {}
     if q["size"]:
-        image_sizes = {r[0]: r[1] for r in engine.store.query("SELECT id, size FROM images")}
+        image_sizes = image_views.image_sizes(engine.store)
     limit = q["limit"]
     now = time.time_ns()
     parts = []

@@ -10,7 +10,8 @@ from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, fields
 
 from app.api import current_engine
-from app.api.container_attach import peer_hung_up
+from app.common.timeparse import rfc3339_nano
+from app.streams import peer_hung_up
 from app.api.params import DockerBool, Filters, Timestamp, load_query
 from app.api.schemas import load_json_body
 from app.api.schemas.container_create import CreateRequest
@@ -81,7 +82,7 @@ def wait_container(ref):
     if condition not in ("not-running", "next-exit", "removed"):
         raise InvalidParameter(f'invalid condition: "{condition}"')
     row = containers.resolve(ref)
-    cid = row["id"]
+    cid = row.id
     after_seq = current_engine().store.last_seq
     sock = request.environ.get("berth.socket")      # to notice a client that stopped waiting
     # off the worker pool once the head is out (app/streams.py); None under the Flask test client
@@ -114,8 +115,7 @@ def remove_container(ref):
 def _rfc3339(ns: int) -> str:
     if not ns:
         return "0001-01-01T00:00:00Z"
-    from app.runtime.logs import rfc3339_nano_utc
-    return rfc3339_nano_utc(ns)
+    return rfc3339_nano(ns)
 
 
 class InspectQuery(Schema):
@@ -127,38 +127,38 @@ def inspect_container(ref):
     q = load_query(InspectQuery(), request.args)
     containers = _containers()
     row = containers.resolve(ref)
-    config, host_config = json.loads(row["config"]), json.loads(row["host_config"])
+    config, host_config = row.config, row.host_config
     images = current_engine().images
     try:
-        image_row = images.resolve(row["image_id"])[0]
+        image_row = images.resolve(row.image_id)[0]
     except NotFound:
         image_row = None
-    image_cfg = (images.config(image_row).get("config") or {}) if image_row else {}
-    from app.runtime.ocispec import command_of
+    image_cfg = (image_row.config.get("config") or {}) if image_row else {}
+    from app.runtime.containers.spec import command_of
     args = command_of(image_cfg, config)
-    state = row["state"]
-    bundle = containers.bundle(row["id"])
+    state = row.state
+    bundle = containers.bundle(row.id)
     merged = {**image_cfg, **{k: v for k, v in config.items() if v not in (None, "", [], {})}}
-    merged.update({"Image": row["image"], "Labels": json.loads(row["labels"]),
-                   "Hostname": config.get("Hostname") or row["id"][:12], "Tty": bool(config.get("Tty")),
+    merged.update({"Image": row.image, "Labels": row.labels,
+                   "Hostname": config.get("Hostname") or row.id[:12], "Tty": bool(config.get("Tty")),
                    "OpenStdin": bool(config.get("OpenStdin")), "Cmd": config.get("Cmd") or image_cfg.get("Cmd"),
                    "Entrypoint": config.get("Entrypoint") or image_cfg.get("Entrypoint")})
     sizes = {}
     if q["size"]:      # `docker inspect -s`: moby's GetContainerLayerSize, both fields always present
         from app.common.fsutil import dir_size
         size_rw = dir_size(os.path.join(bundle, "upper"))
-        sizes = {"SizeRw": size_rw, "SizeRootFs": size_rw + (image_row["size"] if image_row else 0)}
+        sizes = {"SizeRw": size_rw, "SizeRootFs": size_rw + (image_row.size if image_row else 0)}
     return jsonify({
-        "Id": row["id"], "Created": _rfc3339(row["created_nano"]), "Path": args[0], "Args": args[1:],
+        "Id": row.id, "Created": _rfc3339(row.created_nano), "Path": args[0], "Args": args[1:],
         "State": {"Status": state, "Running": state in ("running", "paused"), "Paused": state == "paused",
-                  "Restarting": state == "restarting", "OOMKilled": bool(row["oom_killed"]), "Dead": state == "dead",
-                  "Pid": row["pid"] if state in ("running", "paused") else 0, "ExitCode": row["exit_code"],
-                  "Error": row["error"], "StartedAt": _rfc3339(row["started_nano"]),
-                  "FinishedAt": _rfc3339(row["finished_nano"])},
-        "Image": row["image_id"], "ResolvConfPath": os.path.join(bundle, "resolv.conf"),
+                  "Restarting": state == "restarting", "OOMKilled": bool(row.oom_killed), "Dead": state == "dead",
+                  "Pid": row.pid if state in ("running", "paused") else 0, "ExitCode": row.exit_code,
+                  "Error": row.error, "StartedAt": _rfc3339(row.started_nano),
+                  "FinishedAt": _rfc3339(row.finished_nano)},
+        "Image": row.image_id, "ResolvConfPath": os.path.join(bundle, "resolv.conf"),
         "HostnamePath": os.path.join(bundle, "hostname"), "HostsPath": os.path.join(bundle, "hosts"),
-        "LogPath": os.path.join(bundle, "userdata", "ctr.log"), "Name": "/" + row["name"],
-        "RestartCount": row["restart_count"], "Driver": "overlay2", "Platform": "linux", "MountLabel": "",
+        "LogPath": os.path.join(bundle, "userdata", "ctr.log"), "Name": "/" + row.name,
+        "RestartCount": row.restart_count, "Driver": "overlay2", "Platform": "linux", "MountLabel": "",
         "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
         "HostConfig": {"NetworkMode": "default", "LogConfig": {"Type": "json-file", "Config": {}}, "Runtime": "runc",
                        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": False,
@@ -183,17 +183,17 @@ class LogsQuery(Schema):
 
 @bp.get("/containers/<ref>/logs")
 def container_logs(ref):
-    from app.runtime.logs import follow, messages, render, select
+    from app.runtime.containers.logs import follow, messages, render, select
     q = load_query(LogsQuery(), request.args)
     if not q["stdout"] and not q["stderr"]:
         raise InvalidParameter("Bad parameters: you must choose at least one stream")
     tail = -1 if q["tail"] in ("all", "", None) else (int(q["tail"]) if q["tail"].lstrip("-").isdigit() else -1)
     containers = _containers()
     row = containers.resolve(ref)
-    cid = row["id"]
-    if (json.loads(row["host_config"]).get("LogConfig") or {}).get("Type") == "none":
+    cid = row.id
+    if (row.host_config.get("LogConfig") or {}).get("Type") == "none":
         raise NotImplemented_("configured logging driver does not support reading")
-    tty = bool(json.loads(row["config"]).get("Tty"))
+    tty = bool(row.config.get("Tty"))
     streams = tuple(s for s in ("stdout", "stderr") if q[s])
     path = containers.monitor.files(cid, containers.bundle(cid)).log
     stream = admit_stream(request.environ, kind="logs") if q["follow"] else None

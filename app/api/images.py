@@ -15,8 +15,9 @@ from app.api.params import DockerBool, Filters, load_query
 from app.common.filters import labels_match
 from app.common.reference import split_repo_tag
 from app.errors import InvalidParameter, NotImplemented_
-from app.runtime import archive
-from app.runtime.layers import LayerError
+from app.runtime.images import transfer as archive
+from app.projections import images as image_views
+from app.runtime.images.layers import LayerError
 
 bp = Blueprint("images", __name__)
 
@@ -106,33 +107,33 @@ def list_images():
     if q["filter"]:
         f.setdefault("reference", set()).add(q["filter"])
     images = _images()
-    rows = [dict(r) for r in images.engine.store.query("SELECT * FROM images ORDER BY created_nano DESC, id")]
+    rows = image_views.list_images(images.events)
     bounds = {}
     for key in ("before", "since"):
         for name in f.get(key, ()):
-            bounds[key] = images.resolve(name)[0]["created_nano"]
+            bounds[key] = images.resolve(name)[0].created_nano
     dangling = f.get("dangling")
     if dangling and not dangling <= {"true", "false", "1", "0"}:
         raise InvalidParameter(f"invalid filter 'dangling={sorted(dangling)[0]}'")
     out = []
     for row in rows:
-        refs = images.refs_of(row["id"])
+        refs = images.refs_of(row.id)
         tags = [r for r in refs if "@" not in r]
-        labels = json.loads(row["labels"])
+        labels = row.labels
         if dangling and (bool(tags) == (dangling & {"true", "1"} != set())):
             continue
         if "reference" in f and not _reference_matches(f["reference"], tags):
             continue
-        if "before" in bounds and not row["created_nano"] < bounds["before"]:
+        if "before" in bounds and not row.created_nano < bounds["before"]:
             continue
-        if "since" in bounds and not row["created_nano"] > bounds["since"]:
+        if "since" in bounds and not row.created_nano > bounds["since"]:
             continue
         if not labels_match(f.get("label", ()), labels):
             continue
-        out.append({"Containers": -1, "Created": row["created_nano"] // 1_000_000_000, "Id": row["id"],
-                    "Labels": labels or None, "ParentId": row["parent"],
+        out.append({"Containers": -1, "Created": row.created_nano // 1_000_000_000, "Id": row.id,
+                    "Labels": labels or None, "ParentId": row.parent,
                     "RepoDigests": [r for r in refs if "@" in r], "RepoTags": tags, "SharedSize": -1,
-                    "Size": row["size"]})
+                    "Size": row.size})
     return jsonify(out)
 
 

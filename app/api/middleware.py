@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 
-from app.version import API_VERSION, MIN_API_VERSION
+from app.version import API_VERSION, MIN_API_VERSION, api_version_tuple as _as_tuple
 from app.server import SERVER_NAME
 
 _PREFIX = re.compile(r"^/v(\d+)\.(\d+)(/.*)?$")
@@ -20,11 +20,6 @@ COMMON_HEADERS = [
     ("Swarm", "inactive"),
     ("Server", SERVER_NAME),
 ]
-
-
-def _as_tuple(version: str) -> tuple[int, int]:
-    major, minor = version.split(".")
-    return int(major), int(minor)
 
 
 _MAX, _MIN = _as_tuple(API_VERSION), _as_tuple(MIN_API_VERSION)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import socket
 import sys
 import threading
@@ -18,8 +17,10 @@ from app.api.params import Filters, Timestamp, load_query
 from app.common.timeparse import rfc3339_nano
 from app.errors import InvalidParameter
 from app.events.filters import EVENT_FILTER_KEYS, EventFilter
-from app.runtime import hostinfo
-from app.streams import admit_stream
+from app.projections.containers import container_counts
+from app.projections.images import image_count
+from app.runtime.host import hostinfo
+from app.streams import admit_stream, peer_hung_up
 from app.version import API_VERSION, MIN_API_VERSION, VERSION
 
 bp = Blueprint("system", __name__)
@@ -72,11 +73,11 @@ def _security_options(config) -> list[str]:
 def info():
     engine = current_engine()
     store = engine.store
-    states = dict(store.query("SELECT state, COUNT(*) FROM containers GROUP BY state"))
+    states = container_counts(store)
     total = sum(states.values())
     running = states.get("running", 0) + states.get("restarting", 0)
     paused = states.get("paused", 0)
-    images = store.query("SELECT COUNT(*) FROM images")[0][0]
+    images = image_count(store)
     cgroup_v = hostinfo.cgroup_version()
     return jsonify({
         "ID": engine.id,
@@ -146,23 +147,6 @@ POLL_SECONDS = 0.5
 BATCH = 500
 
 
-def _client_gone(sock) -> bool:
-    """True when the client closed its end (readable with nothing to read)."""
-    if sock is None:
-        return False
-    if getattr(sock, "context", None) is not None:     # TLS: records cannot be peeked at; a close shows as RDHUP
-        poller = select.poll()
-        poller.register(sock, select.POLLHUP | select.POLLRDHUP)
-        return bool(poller.poll(0))
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        return bool(readable) and sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except (BlockingIOError, InterruptedError):
-        return False
-    except OSError:
-        return True
-
-
 @bp.get("/events")
 def events():
     engine = current_engine()
@@ -180,7 +164,7 @@ def events():
     sock = request.environ.get("berth.socket")
     # off the worker pool once the head is out (app/streams.py); None under the Flask test client
     admitted = admit_stream(request.environ, kind="events")
-    client_gone = admitted.client_gone if admitted is not None else (lambda: _client_gone(sock))
+    client_gone = admitted.client_gone if admitted is not None else (lambda: peer_hung_up(sock))
 
     labels = engine.container_labels
 

@@ -4,7 +4,6 @@ into every stored event made one 50 MB label cost 50 MB per start, stop and die.
 """
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 from dataclasses import replace
@@ -26,11 +25,10 @@ class ContainerLabels:
             if cid in self._cache:
                 self._cache.move_to_end(cid)
                 return self._cache[cid]
-        row = self.store.reader().execute(
-            "SELECT action, payload FROM events WHERE stream = ? AND version = 1", (f"container:{cid}",)).fetchone()
+        first = self.store.stream_event_at(f"container:{cid}", 1)
         labels = {}
-        if row is not None and row["action"] == "create" and row["payload"]:
-            labels = json.loads(row["payload"]).get("labels") or {}
+        if first is not None and first.action == "create" and first.payload:
+            labels = first.payload.get("labels") or {}
         labels = {str(k): str(v) for k, v in labels.items()}
         with self._lock:
             self._cache[cid] = labels

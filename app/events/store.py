@@ -50,6 +50,11 @@ class EventStore:
         self._last_time_nano = row[1] or 0
         from app.projections import ensure_current  # late import: projections import this module's types
         ensure_current(self)
+        self._checkpointer: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the background checkpoints (the engine's boot phase; a store never started works,
+        it only leaves its WAL to grow until close)."""
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="wal-checkpoint", daemon=True)
         self._checkpointer.start()
 
@@ -114,7 +119,8 @@ class EventStore:
         with self._new_event:
             self._new_event.notify_all()
         self._stop_checkpoints.set()
-        self._checkpointer.join()
+        if self._checkpointer is not None:
+            self._checkpointer.join()
         with self._readers_lock:
             for conn in self._readers:
                 try:
@@ -214,6 +220,21 @@ class EventStore:
         params.append(limit)
         rows = (conn or self.reader()).execute(sql, params).fetchall()
         return [self.row_to_event(r, with_payload) for r in rows]
+
+    def stream_event(self, stream: str, action: str, after_seq: int = 0, newest: bool = False) -> Event | None:
+        """The first (or, with `newest`, the latest) event of `action` in `stream` after `after_seq`.
+        Uses the (stream, version) index: a stream is short next to the log."""
+        order = "DESC" if newest else "ASC"
+        row = self.reader().execute(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE stream=? AND seq>? AND action=? ORDER BY version {order}"
+            " LIMIT 1", (stream, after_seq, action)).fetchone()
+        return self.row_to_event(row) if row is not None else None
+
+    def stream_event_at(self, stream: str, version: int) -> Event | None:
+        """The event at `version` of `stream` (1 = the stream's first), payload included."""
+        row = self.reader().execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE stream=? AND version=?",
+                                    (stream, version)).fetchone()
+        return self.row_to_event(row) if row is not None else None
 
     def iter_all(self, conn: sqlite3.Connection | None = None, batch: int = 20000):
         """Every event in seq order, with payloads, read in batches (used by projection replay)."""

@@ -5,6 +5,9 @@ A `create` event's payload carries the container's configuration; later events m
 from __future__ import annotations
 
 import json
+import sqlite3
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from app.events.model import Event
 
@@ -98,3 +101,129 @@ class ContainersProjector:
 
     def _on_destroy(self, conn, ev: Event) -> None:
         conn.execute("DELETE FROM containers WHERE id=?", (ev.actor_id,))
+
+
+# ------------------------------------------------------------------------------------------ read side
+# The runtime and the API read containers only through these functions: rows come back as Container,
+# JSON already decoded.
+
+LIVE_STATES = ("running", "paused")
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    name: str
+    image: str                  # the reference it was created from, as given
+    image_id: str
+    created_nano: int
+    state: str
+    pid: int
+    exit_code: int
+    oom_killed: bool
+    started_nano: int
+    finished_nano: int
+    restart_count: int
+    labels: dict
+    command: str
+    network_mode: str
+    config: dict
+    host_config: dict
+    error: str
+
+    @property
+    def is_live(self) -> bool:
+        """A process exists (running, or frozen by pause)."""
+        return self.state in LIVE_STATES
+
+
+class Summary(NamedTuple):
+    """What `docker ps` needs of a container, read through the covering index (no JSON blobs)."""
+    id: str
+    name: str
+    image: str
+    image_id: str
+    created_nano: int
+    state: str
+    exit_code: int
+    started_nano: int
+    finished_nano: int
+    labels: str                 # JSON text: the listing embeds it as is
+    command: str
+    network_mode: str
+
+
+_SUMMARY_SQL = ("SELECT id, name, image, image_id, created_nano, state, exit_code, started_nano, finished_nano,"
+                " labels, command, network_mode FROM containers ORDER BY created_nano DESC")
+
+
+def _container(row) -> Container:
+    return Container(
+        id=row["id"], name=row["name"], image=row["image"], image_id=row["image_id"],
+        created_nano=row["created_nano"], state=row["state"], pid=row["pid"], exit_code=row["exit_code"],
+        oom_killed=bool(row["oom_killed"]), started_nano=row["started_nano"], finished_nano=row["finished_nano"],
+        restart_count=row["restart_count"], labels=json.loads(row["labels"]), command=row["command"],
+        network_mode=row["network_mode"], config=json.loads(row["config"]),
+        host_config=json.loads(row["host_config"]), error=row["error"])
+
+
+def get_container(db, cid: str) -> Container | None:
+    """By full ID. `db` is the event store (its per-thread reader) or, inside an append, the writer."""
+    rows = _query(db, "SELECT * FROM containers WHERE id=?", (cid,))
+    return _container(rows[0]) if rows else None
+
+
+def find_containers(db, ref: str) -> list[Container]:
+    """Docker's lookup order: full ID or name (with or without "/"), else every ID the hex `ref` prefixes."""
+    rows = _query(db, "SELECT * FROM containers WHERE id=? OR name=?", (ref, ref.lstrip("/")))
+    if not rows and ref and all(c in "0123456789abcdef" for c in ref):
+        rows = _query(db, "SELECT * FROM containers WHERE id LIKE ?", (ref + "%",))
+    return [_container(r) for r in rows]
+
+
+def container_state(db, cid: str) -> str | None:
+    rows = _query(db, "SELECT state FROM containers WHERE id=?", (cid,))
+    return rows[0][0] if rows else None
+
+
+def name_owner(db, name: str) -> str | None:
+    """The ID of the container that has `name` (no leading "/"), if any."""
+    rows = _query(db, "SELECT id FROM containers WHERE name=?", (name,))
+    return rows[0][0] if rows else None
+
+
+def container_ids(db, states: tuple[str, ...] | None = None, exclude: tuple[str, ...] = ()) -> list[str]:
+    """IDs in creation order, narrowed to `states` and away from `exclude`."""
+    where, params = [], []
+    if states is not None:
+        where.append(f"state IN ({','.join('?' * len(states))})")
+        params += states
+    if exclude:
+        where.append(f"state NOT IN ({','.join('?' * len(exclude))})")
+        params += exclude
+    sql = "SELECT id FROM containers" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created_nano"
+    return [r[0] for r in _query(db, sql, params)]
+
+
+def containers_using_image(db, image_id: str) -> list[tuple[str, str]]:
+    """[(container ID, state)] of the containers created from the image."""
+    return [(r[0], r[1]) for r in _query(db, "SELECT id, state FROM containers WHERE image_id=?", (image_id,))]
+
+
+def container_counts(db) -> dict[str, int]:
+    """Containers per state (/info)."""
+    return dict(_query(db, "SELECT state, COUNT(*) FROM containers GROUP BY state"))
+
+
+def summaries(store) -> list[Summary]:
+    """Every container, newest first, as `docker ps` shows them."""
+    cur = store.reader().cursor()
+    cur.row_factory = None
+    return [Summary._make(r) for r in cur.execute(_SUMMARY_SQL).fetchall()]
+
+
+def _query(db, sql: str, params=()):
+    """The store's reader, or a raw connection (the append transaction's guards read through it)."""
+    if isinstance(db, sqlite3.Connection):
+        return db.execute(sql, tuple(params)).fetchall()
+    return db.query(sql, params)

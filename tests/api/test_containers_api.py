@@ -47,20 +47,21 @@ def _image_tar() -> bytes:
 
 
 @pytest.fixture
-def host(monkeypatch):
-    return FakeHost().install(monkeypatch)
+def host():
+    return FakeHost()
 
 
-def _engine(data_root: str):
+def _engine(data_root: str, fake: FakeHost):
     from app.config import Config
     from app.engine import Engine
     # a cgroup parent nobody creates: Containers.close() rmdirs it, and must not touch a real "berth"
-    return Engine(Config(data_root=data_root, cgroup_parent="berth-fake"))
+    config = Config(data_root=data_root, cgroup_parent="berth-fake")
+    return Engine(config, host=fake.host(data_root, config.cgroup_parent)).start()
 
 
 @pytest.fixture
 def fake_engine(tmp_path, host):
-    eng = _engine(str(tmp_path / "root"))
+    eng = _engine(str(tmp_path / "root"), host)
     yield eng
     eng.close()
 
@@ -899,7 +900,7 @@ def test_daemon_restart_reconciles_with_the_runtime(tmp_path, host):
     (255 when conmon vanished without an exit file) and runc state nobody knows is deleted."""
     from app import create_app
     root = str(tmp_path / "root")
-    eng = _engine(root)
+    eng = _engine(root, host)
     api = create_app(eng.config, eng).test_client()
     try:
         changes = quote('CMD ["sleep", "300"]')
@@ -913,7 +914,7 @@ def test_daemon_restart_reconciles_with_the_runtime(tmp_path, host):
     stray = "f" * 64                    # runc state the store never heard of
     host.processes[stray] = FakeProcess(stray, "stray", 1, ["sleep"], str(tmp_path), Script(), status="running")
     os.makedirs(os.path.join(host.runc_root, stray))
-    eng = _engine(root)
+    eng = _engine(root, host)
     api = create_app(eng.config, eng).test_client()
     try:
         assert inspect(api, exits)["State"]["ExitCode"] == 3

@@ -6,8 +6,8 @@ import os
 import uuid
 from contextlib import contextmanager
 
-from app.runtime.ocispec import build_spec, write_etc_files
-from app.runtime.overlay import mount_rootfs, unmount_rootfs
+from app.runtime.containers.spec import build_spec, write_etc_files
+from app.runtime.host.overlay import mount_rootfs, unmount_rootfs
 
 
 def remove_cgroup_parent(name: str) -> None:

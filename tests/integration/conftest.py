@@ -196,7 +196,7 @@ def image_layers(workdir, busybox_tar):
     """busybox imported into a store of its own; its layer dirs, bottom first (overlay lowerdirs)."""
     from app.config import Config
     from app.engine import Engine
-    engine = Engine(Config(data_root=os.path.join(workdir, "root")))
+    engine = Engine(Config(data_root=os.path.join(workdir, "root"))).start()
     try:
         with open(busybox_tar, "rb") as fh:
             image_id = engine.images.import_tar(fh, "-", "busybox", None, "", [])

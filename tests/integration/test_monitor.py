@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from app.runtime.logs import messages, render, select
-from app.runtime.monitor import Monitor, parse_log_line
-from app.runtime.runc import Runc, RuncError
+from app.runtime.containers.logs import messages, render, select
+from app.runtime.host.conmon import Monitor, parse_log_line
+from app.runtime.host.runc import Runc, RuncError
 from tests.integration.bundles import bundle
 from tests.integration.conftest import ROOT
 
@@ -91,7 +91,7 @@ def test_create_failure_is_reported_and_leaves_no_monitor(monitor, workdir, imag
 
 def test_container_outlives_the_process_that_started_it(monitor, workdir, image_layers):
     with bundle(workdir, image_layers, {"Cmd": ["sh", "-c", "sleep 1; echo done; exit 5"]}) as (cid, cdir):
-        starter = ("import sys\nfrom app.runtime.monitor import Monitor\nfrom app.runtime.runc import Runc\n"
+        starter = ("import sys\nfrom app.runtime.host.conmon import Monitor\nfrom app.runtime.host.runc import Runc\n"
                    f"m = Monitor({CONMON!r}, Runc({RUNC!r}, {monitor.runc.root!r}), {monitor.exits_dir!r}, "
                    f"{monitor.sockets_dir!r})\n"
                    f"p = m.create({cid!r}, {cdir!r}, 't3'); m.start({cid!r}, p)\n"
@@ -133,7 +133,7 @@ def test_parse_log_line():
 def test_kill_ends_a_created_containers_conmon_and_kill_cgroup_its_runc_init(monitor, workdir, image_layers):
     """What recovery does to a start cut before the release: conmon (and its process group) killed,
     the `runc init` waiting on exec.fifo killed through the cgroup, the cgroups removed."""
-    from app.runtime.recovery import cgroup_dirs, kill_cgroup
+    from app.runtime.host.cgroups import cgroup_dirs, kill_cgroup
     parent = "berth-test-" + os.path.basename(workdir)
     with bundle(workdir, image_layers, {"Cmd": ["true"]}) as (cid, cdir):
         try:

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from app.runtime.overlay import changes, is_mounted, mount_rootfs, unmount_rootfs
+from app.runtime.host.overlay import changes, is_mounted, mount_rootfs, unmount_rootfs
 
 
 @pytest.fixture

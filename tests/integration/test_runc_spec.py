@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from app.runtime.runc import Runc, parse_signal
+from app.runtime.host.runc import Runc, parse_signal
 from tests.integration.bundles import bundle
 
 RUNC = shutil.which("runc")

@@ -42,7 +42,7 @@ def _hijack_blueprint():
 @pytest.fixture
 def served(workdir):
     config = Config(data_root=os.path.join(workdir, "root"), hosts=[f"unix://{workdir}/s.sock"])
-    engine = Engine(config)
+    engine = Engine(config).start()
     flask_app = create_app(config, engine)
     flask_app.register_blueprint(_hijack_blueprint())
     listeners = open_listeners(config.hosts)

@@ -6,7 +6,7 @@ import pytest
 
 from app.errors import InvalidParameter
 from app.common.detachkeys import DetachScanner, parse_detach_keys
-from app.runtime.attach import frame, relay
+from app.runtime.containers.attach import frame, relay
 
 
 @pytest.mark.parametrize("spec,keys", [
@@ -114,7 +114,7 @@ def test_scanner_finds_overlapping_matches():
 
 
 def test_hub_fans_out_and_only_stdin_eof_half_closes():
-    from app.runtime.attach import AttachHub
+    from app.runtime.containers.attach import AttachHub
     ours, conmon = _pair_seqpacket()
     hub = AttachHub(ours, "t")
     a, b = hub.subscribe(), hub.subscribe()

@@ -9,7 +9,7 @@ import pytest
 from app.api.schemas import gotypes
 from app.api.schemas.container_create import Config, HostConfig, NetworkingConfig
 from app.errors import InvalidParameter
-from app.runtime.createkeys import (APPLIED, CONFIG, HOST_CONFIG, IGNORED, NETWORKING_CONFIG, REFUSED, SECTIONS,
+from app.runtime.containers.createkeys import (APPLIED, CONFIG, HOST_CONFIG, IGNORED, NETWORKING_CONFIG, REFUSED, SECTIONS,
                                     is_zero, is_zero_struct, refuse_unapplied)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,8 +1,8 @@
 import pytest
 
 from app.errors import InvalidParameter
-from app.runtime.imageconfig import apply_changes, empty_container_config
-from app.runtime.imagestore import chain_ids
+from app.runtime.images.config import apply_changes, empty_container_config
+from app.runtime.images.store import chain_ids
 
 
 def test_changes_cover_every_instruction():

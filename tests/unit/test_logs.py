@@ -1,6 +1,6 @@
 import struct
 
-from app.runtime.logs import LogMessage, messages, parse_time_ns, render, select
+from app.runtime.containers.logs import LogMessage, messages, parse_time_ns, render, select
 
 T0 = "2026-11-27T19:32:45.000000001+00:00"
 BASE = parse_time_ns(T0)
@@ -43,7 +43,7 @@ def test_render_frames_and_timestamps():
 
 
 def test_follow_parses_only_whole_records_and_drains_after_stop(tmp_path):
-    from app.runtime.logs import follow
+    from app.runtime.containers.logs import follow
     path = tmp_path / "ctr.log"
     path.write_bytes(b"")
     state = {"running": True, "polls": 0}

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from app.runtime.monitor import wait_exited
+from app.runtime.host.conmon import wait_exited
 
 
 def test_returns_once_the_process_exits_and_reaps_it():

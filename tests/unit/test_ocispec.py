@@ -3,7 +3,7 @@ import os
 import pytest
 
 from app.errors import InvalidParameter
-from app.runtime.ocispec import (DEFAULT_CAPS, DEFAULT_PATH, build_spec, clamped_rlimits, command_of, merge_env,
+from app.runtime.containers.spec import (DEFAULT_CAPS, DEFAULT_PATH, build_spec, clamped_rlimits, command_of, merge_env,
                                  resolve_user, resources_from)
 
 
@@ -129,7 +129,7 @@ def test_default_spec_is_confined_like_dockers(rootfs):
 
 
 def test_privileged_spec(rootfs):
-    from app.runtime.security import available_caps
+    from app.runtime.containers.security import available_caps
     spec = _spec(rootfs, {"Privileged": True, "Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/null",
                                                            "CgroupPermissions": "r"}]})
     assert spec["process"]["capabilities"]["effective"] == list(available_caps())

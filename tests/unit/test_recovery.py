@@ -13,8 +13,8 @@ from tests.fakes import FakeHost
 
 
 @pytest.fixture
-def host(monkeypatch):
-    return FakeHost().install(monkeypatch)
+def host():
+    return FakeHost()
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def boot(tmp_path, host):
     def start():
         if opened:
             opened[-1].close()
-        eng = _engine(root)
+        eng = _engine(root, host)
         opened.append(eng)
         return eng, create_app(eng.config, eng).test_client()
 

@@ -6,7 +6,7 @@ import pytest
 
 from app.errors import InvalidParameter
 from app.runtime.host.seccomp import default_profile, kernel_version, parse_profile, render, seccomp_for
-from app.runtime.security import DEFAULT_CAPS, available_caps, container_caps, parse_security_opt, pid_mode
+from app.runtime.containers.security import DEFAULT_CAPS, available_caps, container_caps, parse_security_opt, pid_mode
 
 
 def allowed(section: dict) -> set[str]:
@@ -111,13 +111,13 @@ def test_security_opt_parsing():
 
 
 def test_apparmor_and_selinux_refused_where_not_applied(monkeypatch, tmp_path):
-    monkeypatch.setattr("app.runtime.security.APPARMOR_MODULE", str(tmp_path / "none"))
-    monkeypatch.setattr("app.runtime.security.SELINUX_FS", str(tmp_path / "none"))
+    monkeypatch.setattr("app.runtime.containers.security.APPARMOR_MODULE", str(tmp_path / "none"))
+    monkeypatch.setattr("app.runtime.containers.security.SELINUX_FS", str(tmp_path / "none"))
     with pytest.raises(InvalidParameter, match="AppArmor is not supported on this host, but the profile 'x'"):
         parse_security_opt(["apparmor=x"])
     with pytest.raises(InvalidParameter, match="SELinux is not supported on this host"):
         parse_security_opt(["label=type:t"])
-    monkeypatch.setattr("app.runtime.security.APPARMOR_MODULE", str(tmp_path))
+    monkeypatch.setattr("app.runtime.containers.security.APPARMOR_MODULE", str(tmp_path))
     with pytest.raises(InvalidParameter, match="berth does not support AppArmor profiles yet"):
         parse_security_opt(["apparmor=x"])
 

@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from app.runtime.host.errors import ArchiveError, ArchiveTooLarge
+from app.runtime.host.overlay import OVERLAY_XATTR_PREFIX
 from app.runtime.host.tarstream import StrictTarInfo, member_chunks, mtime_ns, plain_stream
 
 CHUNK = 1 << 20
 TAR_BUFSIZE = 64 << 10
 FREE_CHECK_EVERY = 16 << 20     # bytes written between two statvfs checks of the free-space floor
 _PAX_XATTR_PREFIX = "SCHILY.xattr."
-_OVERLAY_XATTR_PREFIX = "trusted.overlay."
 _IGNORABLE_XATTR_ERRNOS = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES,
                            errno.EINVAL, errno.ERANGE, errno.E2BIG}
 # errors from file-system calls that the archive's content causes, not the host
@@ -266,7 +266,7 @@ def _xattrs(ti: tarfile.TarInfo) -> Iterator[tuple[str, bytes]]:
     for key, value in ti.pax_headers.items():
         if key.startswith(_PAX_XATTR_PREFIX):
             name = key[len(_PAX_XATTR_PREFIX):]
-            if not name or name.startswith(_OVERLAY_XATTR_PREFIX):
+            if not name or name.startswith(OVERLAY_XATTR_PREFIX):
                 continue        # overlay's own metadata must only come from whiteout entries
             yield name, value.encode("utf-8", "surrogateescape")
 

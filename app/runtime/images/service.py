@@ -6,24 +6,24 @@ image references is garbage-collected (also at start-up, after a crash).
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 
 from app.common.reference import ReferenceError, is_image_id, parse_reference
+from app.common.timeparse import rfc3339_nano as rfc3339
+from app.config import Config
 from app.errors import Conflict, InvalidParameter, NotFound
 from app.events.model import NewEvent
-from app.runtime.imageconfig import apply_changes, canonical_json, empty_container_config
-from app.runtime.imagestore import ImageStore, chain_ids
-from app.runtime.host import safetar
-from app.runtime.layers import open_decompressed
-from app.runtime import hostinfo
-
-
-def rfc3339(ns: int) -> str:
-    seconds, nanos = divmod(ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
+from app.events.store import EventStore
+from app.projections import images as q
+from app.projections.containers import containers_using_image
+from app.projections.images import Image
+from app.runtime.host import hostinfo, safetar
+from app.runtime.images.config import apply_changes, canonical_json, empty_container_config
+from app.runtime.images.layers import open_decompressed
+from app.runtime.images.store import ImageStore, chain_ids
+from app.version import api_version_tuple
 
 
 def parse_created(value: str | None) -> int:
@@ -48,29 +48,30 @@ def parse_created(value: str | None) -> int:
 
 
 class Images:
-    def __init__(self, engine, root: str):
-        self.engine = engine
+    def __init__(self, events: EventStore, root: str, config: Config):
+        self.events = events
+        self.config_ = config
         self.store = ImageStore(root)
         # One image change at a time: commit files, append events, collect garbage. Uploads stream
         # into private staging directories outside this lock.
         self.lock = threading.RLock()
+
+    def boot(self) -> None:
+        """Boot: drop layers and blobs no image names (left by an import or delete cut short)."""
         with self.lock:
             self.collect_garbage()
 
     def limits(self) -> safetar.Limits:
         """The daemon's bounds for one uploaded archive (--max-upload-size, --min-free-space)."""
-        cfg = self.engine.config
+        cfg = self.config_
         return safetar.Limits(max_bytes=cfg.max_upload_size, min_free=cfg.min_free_space)
 
     # ------------------------------------------------------------------------------ lookups
 
-    def _q(self, sql, params=()):
-        return self.engine.store.query(sql, params)
-
     def refs_of(self, image_id: str) -> list[str]:
-        return [r[0] for r in self._q("SELECT ref FROM image_refs WHERE image_id=? ORDER BY ref", (image_id,))]
+        return q.refs_of(self.events, image_id)
 
-    def resolve(self, name: str) -> tuple[dict, str | None]:
+    def resolve(self, name: str) -> tuple[Image, str | None]:
         """(image row, the reference it was named by or None for an ID); NotFound in Docker's words."""
         if not name:
             raise NotFound("No such image: ")
@@ -78,37 +79,36 @@ class Images:
         if is_image_id(name):
             candidates = [name if name.startswith("sha256:") else "sha256:" + name]
         if candidates:
-            rows = self._q("SELECT * FROM images WHERE id=?", candidates)
-            if rows:
-                return dict(rows[0]), None
+            image = q.get_image(self.events, candidates[0])
+            if image is not None:
+                return image, None
         try:
             ref = parse_reference(name).with_default_tag()
-            rows = self._q("SELECT images.* FROM image_refs JOIN images ON images.id = image_refs.image_id"
-                           " WHERE image_refs.ref=?", (ref.familiar(),))
-            if rows:
-                return dict(rows[0]), ref.familiar()
+            image = q.image_by_ref(self.events, ref.familiar())
+            if image is not None:
+                return image, ref.familiar()
         except ReferenceError:
             pass
         prefix = name[7:] if name.startswith("sha256:") else name
         if 0 < len(prefix) < 64 and all(c in "0123456789abcdef" for c in prefix):
-            rows = self._q("SELECT * FROM images WHERE id LIKE ?", ("sha256:" + prefix + "%",))
-            if len(rows) == 1:
-                return dict(rows[0]), None
+            found = q.images_by_id_prefix(self.events, prefix)
+            if len(found) == 1:
+                return found[0], None
         raise NotFound(f"No such image: {name}")
 
-    def config(self, row: dict) -> dict:
-        return json.loads(row["config"])
+    def get(self, image_id: str) -> Image | None:
+        return q.get_image(self.events, image_id)
 
-    def chains(self, row: dict) -> list[str]:
-        return chain_ids(self.config(row).get("rootfs", {}).get("diff_ids") or [])
+    def chains(self, image: Image) -> list[str]:
+        return chain_ids(image.diff_ids)
 
-    def layer_dirs(self, row: dict) -> list[str]:
+    def layer_dirs(self, image: Image) -> list[str]:
         """The image's extracted layers, bottom first: a container's overlay lowerdirs."""
-        return [self.store.diff_dir(c) for c in self.chains(row)]
+        return [self.store.diff_dir(c) for c in self.chains(image)]
 
     def users(self, image_id: str) -> list[tuple[str, str]]:
         """Containers created from the image: [(id, state)]."""
-        return [(r[0], r[1]) for r in self._q("SELECT id, state FROM containers WHERE image_id=?", (image_id,))]
+        return containers_using_image(self.events, image_id)
 
     # ------------------------------------------------------------------------------ events
 
@@ -124,22 +124,20 @@ class Images:
     def tag_events(self, image_id: str, ref: str, cfg: dict) -> list[NewEvent]:
         """Tagging moves a reference: the image that had it is untagged first."""
         events = []
-        current = self._q("SELECT image_id FROM image_refs WHERE ref=?", (ref,))
-        if current and current[0][0] == image_id:
+        current = q.ref_target(self.events, ref)
+        if current == image_id:
             return [self._tag_event(image_id, ref, cfg)]   # re-tag: Docker still logs it
         if current:
-            events.append(self._untag(current[0][0], ref))
+            events.append(self._untag(current, ref))
         events.append(self._tag_event(image_id, ref, cfg))
         return events
 
     def collect_garbage(self) -> tuple[int, int]:
         keep_layers, keep_blobs = set(), set()
-        for row in self._q("SELECT id, config FROM images"):
-            cfg = json.loads(row[1])
-            diff_ids = cfg.get("rootfs", {}).get("diff_ids") or []
-            keep_layers.update(chain_ids(diff_ids))
-            keep_blobs.update(diff_ids)
-            keep_blobs.add(row[0])
+        for image in q.list_images(self.events):
+            keep_layers.update(chain_ids(image.diff_ids))
+            keep_blobs.update(image.diff_ids)
+            keep_blobs.add(image.id)
         return self.store.collect_garbage(keep_layers, keep_blobs)
 
     # ------------------------------------------------------------------------------ import
@@ -171,7 +169,7 @@ class Images:
                 events = [self._arrival("import", image_id, cfg, staged.size)]
                 if ref:
                     events += self.tag_events(image_id, ref.familiar(), cfg)
-                self.engine.store.append(events)
+                self.events.append(events)
         finally:
             self.store.discard(staged)
         return image_id
@@ -187,7 +185,7 @@ class Images:
         if ref.digest and not ref.tag:
             raise InvalidParameter("refusing to create a tag with a digest reference")
         with self.lock:
-            self.engine.store.append(self.tag_events(row["id"], ref.familiar(), self.config(row)))
+            self.events.append(self.tag_events(row.id, ref.familiar(), row.config))
 
     def _untag(self, image_id: str, ref: str) -> NewEvent:
         # Docker's untag event names the image ID; the reference itself rides in the payload.
@@ -197,7 +195,7 @@ class Images:
         """`docker rmi`, with moby's rules (daemon/images/image_delete.go) and wording."""
         with self.lock:
             row, by_ref = self.resolve(name)
-            image_id, short = row["id"], row["id"][7:19]
+            image_id, short = row.id, row.id[7:19]
             refs = self.refs_of(image_id)
             users = self.users(image_id)
             running = [cid for cid, state in users if state in ("running", "paused", "restarting")]
@@ -211,7 +209,7 @@ class Images:
                 events.append(self._untag(image_id, by_ref))
                 records.append({"Untagged": by_ref})
                 if len(refs) > 1:          # other names remain: untagging was the whole job
-                    self.engine.store.append(events)
+                    self.events.append(events)
                     return records
                 removed_last_ref = True
                 refs = []
@@ -227,7 +225,7 @@ class Images:
                             "multiple repositories")
             if conflict:
                 if removed_last_ref:       # the name is gone; the image stays, dangling, as in Docker
-                    self.engine.store.append(events)
+                    self.events.append(events)
                     return records
                 raise Conflict(conflict)
             for ref in refs:
@@ -235,44 +233,41 @@ class Images:
                 records.append({"Untagged": ref})
             events.append(NewEvent("image", "delete", image_id, {"name": image_id}))
             records.append({"Deleted": image_id})
-            kept = {c for other in self._q("SELECT config FROM images WHERE id != ?", (image_id,))
-                    for c in chain_ids(json.loads(other[0]).get("rootfs", {}).get("diff_ids") or [])}
-            self.engine.store.append(events)
+            kept = {c for other in q.list_images(self.events) if other.id != image_id
+                    for c in chain_ids(other.diff_ids)}
+            self.events.append(events)
             records += [{"Deleted": chain} for chain in reversed(self.chains(row)) if chain not in kept]
             self.collect_garbage()
             return records
 
     # ------------------------------------------------------------------------------ read side
 
-    def size(self, row: dict) -> int:
-        return int(row["size"])
-
-    def inspect(self, row: dict, api_version: str) -> dict:
-        cfg = self.config(row)
+    def inspect(self, row: Image, api_version: str) -> dict:
+        cfg = row.config
         chains = self.chains(row)
         dirs = [self.store.diff_dir(c) for c in chains]
         graph = {"LowerDir": ":".join(reversed(dirs[:-1])) or None, "UpperDir": dirs[-1] if dirs else None,
                  "MergedDir": None, "WorkDir": None}
         out = {
-            "Id": row["id"], "RepoTags": [r for r in self.refs_of(row["id"]) if "@" not in r],
-            "RepoDigests": [r for r in self.refs_of(row["id"]) if "@" in r], "Parent": row["parent"],
+            "Id": row.id, "RepoTags": [r for r in self.refs_of(row.id) if "@" not in r],
+            "RepoDigests": [r for r in self.refs_of(row.id) if "@" in r], "Parent": row.parent,
             "Comment": cfg.get("comment", ""), "Created": cfg.get("created") or rfc3339(0),
             "DockerVersion": cfg.get("docker_version", ""), "Author": cfg.get("author", ""),
             "Config": cfg.get("config") or empty_container_config(),
-            "Architecture": cfg.get("architecture", ""), "Os": cfg.get("os", "linux"), "Size": self.size(row),
+            "Architecture": cfg.get("architecture", ""), "Os": cfg.get("os", "linux"), "Size": row.size,
             "GraphDriver": {"Name": "overlay2", "Data": {k: v for k, v in graph.items() if v}},
             "RootFS": {"Type": "layers", "Layers": cfg.get("rootfs", {}).get("diff_ids") or []},
-            "Metadata": {"LastTagTime": rfc3339(row["last_tag_nano"]) if row.get("last_tag_nano")
+            "Metadata": {"LastTagTime": rfc3339(row.last_tag_nano) if row.last_tag_nano
                          else "0001-01-01T00:00:00Z"},
         }
         if cfg.get("variant"):
             out["Variant"] = cfg["variant"]
-        if tuple(int(x) for x in api_version.split(".")) < (1, 44):
-            out["VirtualSize"] = self.size(row)
+        if api_version_tuple(api_version) < (1, 44):
+            out["VirtualSize"] = row.size
         return out
 
-    def history(self, row: dict) -> list[dict]:
-        cfg = self.config(row)
+    def history(self, row: Image) -> list[dict]:
+        cfg = row.config
         chains = self.chains(row)
         entries = cfg.get("history") or [{"created": cfg.get("created"), "comment": cfg.get("comment", "")}]
         layer_index = 0
@@ -287,7 +282,7 @@ class Images:
                          "Comment": entry.get("comment", "")})
         rows.reverse()
         if rows:
-            rows[0]["Id"] = row["id"]
-            rows[0]["Tags"] = self.refs_of(row["id"]) or None
+            rows[0]["Id"] = row.id
+            rows[0]["Tags"] = self.refs_of(row.id) or None
         return rows
 

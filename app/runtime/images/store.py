@@ -20,7 +20,8 @@ import threading
 from dataclasses import dataclass
 
 from app.runtime.host import safetar
-from app.runtime.layers import DigestReader, LayerError, dir_size, extract_layer
+from app.common.fsutil import dir_size
+from app.runtime.images.layers import DigestReader, LayerError, extract_layer
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:

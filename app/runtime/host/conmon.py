@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 
 from app.runtime import faults
-from app.runtime.runc import Runc, RuncError
+from app.runtime.host.runc import Runc, RuncError
 
 # Each step of a start (conmon forking away, `runc create` reporting the pid, the release) gets at
 # most this long; a start that hangs beyond it fails and its processes are killed (Containers.start).

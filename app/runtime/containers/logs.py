@@ -10,10 +10,11 @@ import struct
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Iterable, Iterator
 
-from app.runtime.monitor import parse_log_line
+from app.common.timeparse import rfc3339_nano
+from app.runtime.host.conmon import parse_log_line
 
 STREAM_IDS = {"stdin": 0, "stdout": 1, "stderr": 2}
 
@@ -72,16 +73,11 @@ def select(msgs: Iterable[LogMessage], since_ns: int = 0, until_ns: int = 0, tai
     return list(chosen)
 
 
-def rfc3339_nano_utc(ns: int) -> str:
-    seconds, nanos = divmod(ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
-
-
 def render(msg: LogMessage, timestamps: bool, tty: bool) -> bytes:
     """One message on the wire: raw for a TTY container, else stdcopy's 8-byte header + payload."""
     data = msg.data
     if timestamps:
-        data = rfc3339_nano_utc(msg.time_ns).encode() + b" " + data
+        data = rfc3339_nano(msg.time_ns).encode() + b" " + data
     if tty:
         return data
     return struct.pack(">BxxxL", STREAM_IDS[msg.stream], len(data)) + data

@@ -11,8 +11,8 @@ import resource
 
 from app.errors import InvalidParameter
 from app.runtime.host.seccomp import seccomp_for
-from app.runtime.security import DEFAULT_CAPS  # noqa: F401  (Docker's default set, re-exported)
-from app.runtime.security import (container_caps, device_cgroup_rules, device_mappings, devices_from_path, host_devices,
+from app.runtime.containers.security import DEFAULT_CAPS  # noqa: F401  (Docker's default set, re-exported)
+from app.runtime.containers.security import (container_caps, device_cgroup_rules, device_mappings, devices_from_path, host_devices,
                                   parse_security_opt, pid_mode)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -18,10 +18,11 @@ import tempfile
 from app.common.reference import ReferenceError, parse_reference
 from app.errors import InvalidParameter
 from app.events.model import NewEvent
-from app.runtime.imageconfig import canonical_json
+from app.runtime.images.config import canonical_json
 from app.runtime.host import safetar
-from app.runtime.imagestore import chain_ids
-from app.runtime.layers import open_decompressed
+from app.projections.images import all_refs
+from app.runtime.images.store import chain_ids
+from app.runtime.images.layers import open_decompressed
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -62,7 +63,7 @@ def _save_targets(images, names: list[str]) -> dict[str, list[str]]:
     targets: dict[str, list[str]] = {}
     for name in names:
         row, by_ref = images.resolve(name)
-        refs = targets.setdefault(row["id"], [])
+        refs = targets.setdefault(row.id, [])
         if by_ref is None:
             continue
         try:
@@ -72,7 +73,7 @@ def _save_targets(images, names: list[str]) -> dict[str, list[str]]:
         if parsed is not None and parsed.tag is None and parsed.digest is None:
             # A bare repository name saves every tag of that repository.
             prefix = parsed.familiar_name + ":"
-            for ref, image_id in images.engine.store.query("SELECT ref, image_id FROM image_refs ORDER BY ref"):
+            for ref, image_id in all_refs(images.events):
                 if ref.startswith(prefix):
                     targets.setdefault(image_id, [])
                     if ref not in targets[image_id]:
@@ -94,7 +95,7 @@ def save(images, names: list[str]):
         for image_id, refs in targets.items():
             row = rows[image_id]
             config_bytes = images.store.read_blob(image_id)
-            diff_ids = images.config(row).get("rootfs", {}).get("diff_ids") or []
+            diff_ids = row.diff_ids
             layer_paths, layer_descs = [], []
             for diff_id in diff_ids:
                 path = f"blobs/sha256/{diff_id[7:]}"
@@ -135,7 +136,7 @@ def save(images, names: list[str]):
         if repositories:
             yield from _member("repositories", canonical_json(repositories))
         yield b"\0" * 1024   # end-of-archive
-        images.engine.store.append([NewEvent("image", "save", image_id, {"name": image_id}) for image_id in targets])
+        images.events.append([NewEvent("image", "save", image_id, {"name": image_id}) for image_id in targets])
 
     return generate()
 
@@ -354,7 +355,7 @@ def load(images, body) -> list[str]:
                     lines.append(f"Loaded image: {ref}")
                 if not refs:
                     lines.append(f"Loaded image ID: {image_id}")
-            images.engine.store.append(events)
+            images.events.append(events)
         return lines
     except BaseException:
         with images.lock:

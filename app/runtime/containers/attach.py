@@ -13,6 +13,7 @@ client connection reaches EOF, conmon closes the container's stdin unless it run
 """
 from __future__ import annotations
 
+import logging
 import socket
 import struct
 import threading
@@ -20,6 +21,8 @@ from collections import deque
 from typing import Iterable
 
 from app.common.detachkeys import DetachScanner
+from app.errors import Conflict
+from app.events.model import NewEvent
 
 CONMON_STDOUT, CONMON_STDERR = 2, 3
 PACKET_MAX = 65536                 # conmon sends at most 8 KiB + 1; a larger buffer never truncates
@@ -214,3 +217,86 @@ def relay(conmon: "Subscription | socket.socket", client: socket.socket, client_
             reader.join(5)
         conmon.close()
     return detached.is_set()
+
+
+class _AttachWaiter:
+    """An attach that arrived before the container started (`docker run` attaches, then starts)."""
+
+    def __init__(self):
+        self.ready = threading.Event()
+        self.conn = None        # conmon attach connection, or None when the container went away
+
+
+class AttachMixin:
+    """Attach reservations and the per-container conmon attach hub (mixed into the service)."""
+
+    def _hub(self, cid: str, bundle: str) -> AttachHub:
+        """The container's attach hub (one conmon connection), made on first use (caller holds the lock)."""
+        hub = self._hubs.get(cid)
+        if hub is None or hub.closed.is_set():
+            hub = AttachHub(self.monitor.connect_attach(cid, bundle), cid[:12])
+            self._hubs[cid] = hub
+        return hub
+
+    def reserve_attach(self, cid: str) -> _AttachWaiter:
+        """Take a place on the container's attach hub: subscribed now if it runs, else queued for its
+        next start. Done before the client hears that its attach is in place, because the next thing
+        a client like `docker run` does is start the container, and output must not run ahead."""
+        waiter = _AttachWaiter()
+        with self.lock:
+            row = self.resolve(cid)
+            if self._closing.is_set():
+                waiter.ready.set()
+            elif row.is_live:
+                try:
+                    waiter.conn = self._hub(cid, self.bundle(cid)).subscribe()
+                except OSError:     # it exited a moment ago; nothing more will come
+                    pass
+                waiter.ready.set()
+            else:
+                self._attach_waiters.setdefault(cid, []).append(waiter)
+        return waiter
+
+    def attach_connection(self, waiter: _AttachWaiter, client_gone) -> "Subscription | None":
+        """The reserved subscription, once the container runs. None if the container is removed first,
+        its start fails, the daemon stops, or `client_gone()` says the client hung up while waiting.
+        The caller ends every reservation with cancel_attach, whether or not it got this far."""
+        while not waiter.ready.wait(0.2):
+            if self._closing.is_set() or client_gone():
+                break
+        return waiter.conn
+
+    def cancel_attach(self, cid: str, waiter: _AttachWaiter) -> None:
+        """Stop waiting for a start (the attach ended or never got going)."""
+        with self.lock:
+            waiting = self._attach_waiters.get(cid, [])
+            if waiter in waiting:
+                waiting.remove(waiter)
+            if not waiting:
+                self._attach_waiters.pop(cid, None)
+
+    def _connect_waiting_attaches(self, cid: str, bundle: str) -> None:
+        self._hubs.pop(cid, None)           # a previous run's hub has ended with that run
+        for waiter in self._attach_waiters.pop(cid, []):
+            try:
+                waiter.conn = self._hub(cid, bundle).subscribe()
+            except OSError:
+                logging.getLogger("berth").exception("attach %s", cid[:12])
+            waiter.ready.set()
+
+    def resize(self, ref: str, height: int, width: int) -> None:
+        row = self.resolve(ref)
+        if not row.is_live:
+            raise Conflict(f"container {row.id} is not running")
+        if not row.config.get("Tty"):
+            return                          # Docker accepts a resize of a non-tty container and ignores it
+        try:
+            self.monitor.resize(row.id, self.bundle(row.id), height, width)
+        except OSError as err:
+            raise Conflict(f"container {row.id} is not running") from err
+
+    def record_attach(self, cid: str, action: str) -> None:
+        """`attach` / `detach` events, in Docker's shape."""
+        row = self.get(cid)
+        if row is not None:
+            self.events.append([NewEvent("container", action, cid, self._attrs(row))])

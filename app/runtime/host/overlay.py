@@ -15,7 +15,8 @@ import stat
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 MNT_DETACH = 2
-OPAQUE_XATTR = "trusted.overlay.opaque"
+OVERLAY_XATTR_PREFIX = "trusted.overlay."     # overlayfs's own xattrs: never part of a layer
+OPAQUE_XATTR = OVERLAY_XATTR_PREFIX + "opaque"
 
 
 class MountError(OSError):
@@ -98,3 +99,12 @@ def changes(upper: str, lowerdirs: list[str]) -> list[tuple[str, str]]:
                                 if not os.path.lexists(os.path.join(dirpath, name, child)):
                                     out[f"{path}/{child}"] = "D"
     return sorted(((kind, path) for path, kind in out.items()), key=lambda item: item[1])
+
+
+class Overlay:
+    """The adapter the engine hands to the container services (tests hand a fake one)."""
+
+    mount = staticmethod(mount_rootfs)
+    unmount = staticmethod(unmount_rootfs)
+    is_mounted = staticmethod(is_mounted)
+    changes = staticmethod(changes)

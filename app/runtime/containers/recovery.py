@@ -14,153 +14,19 @@ running at boot are removed, as moby's daemon restore does.
 """
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import threading
-import time
 
-from app.runtime.overlay import is_mounted
-from app.runtime.runc import RuncError
+from app.projections.containers import LIVE_STATES, container_ids, get_container
+from app.runtime.host.processes import ID_RE, reap_exited, runtime_processes
+from app.runtime.host.runc import RuncError
 
-CGROUP_ROOT = "/sys/fs/cgroup"
 REMOVING_SUFFIX = ".removing"
-ID_RE = re.compile(r"^[0-9a-f]{64}$")
 log = logging.getLogger("berth")
-
-
-# ---------------------------------------------------------------------------------- host pieces
-
-def cgroup_dirs(cgroup_parent: str, cid: str) -> list[str]:
-    """The container's cgroup in every hierarchy that has one (cgroup v1 controllers, the named
-    systemd hierarchy, the unified v2 mount)."""
-    try:
-        hierarchies = os.listdir(CGROUP_ROOT)
-    except FileNotFoundError:
-        return []
-    found = []
-    for hierarchy in hierarchies:
-        path = os.path.join(CGROUP_ROOT, hierarchy, cgroup_parent, cid)
-        if os.path.isdir(path):
-            found.append(path)
-    return found
-
-
-def _cgroup_pids(path: str) -> list[int]:
-    pids = []
-    for dirpath, _, files in os.walk(path):
-        if "cgroup.procs" in files:
-            try:
-                with open(os.path.join(dirpath, "cgroup.procs")) as fh:
-                    pids += [int(line) for line in fh if line.strip()]
-            except OSError:
-                pass
-    return pids
-
-
-def kill_cgroup(cgroup_parent: str, cid: str, timeout: float = 5) -> set[int]:
-    """SIGKILL everything in the container's cgroups (a `runc init` nobody released, a process a
-    killed conmon left), then remove the cgroups. A frozen cgroup is thawed first: a frozen process
-    cannot die. Returns the pids it killed (the caller reaps those that were re-parented to it)."""
-    dirs = cgroup_dirs(cgroup_parent, cid)
-    killed: set[int] = set()
-    if not dirs:
-        return killed
-    for path in dirs:
-        if path.startswith(os.path.join(CGROUP_ROOT, "freezer") + "/"):
-            try:
-                with open(os.path.join(path, "freezer.state"), "w") as fh:
-                    fh.write("THAWED")
-            except OSError:
-                pass
-    deadline = time.monotonic() + timeout
-    while True:
-        pids = {pid for path in dirs for pid in _cgroup_pids(path)}
-        killed |= pids
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if not pids or time.monotonic() > deadline:
-            break
-        time.sleep(0.01)        # killed processes leave the cgroup once they have exited
-    for path in dirs:
-        for dirpath, _, _ in sorted(os.walk(path), key=lambda item: len(item[0]), reverse=True):
-            for _ in range(100):            # EBUSY while a killed process is still on its way out
-                try:
-                    os.rmdir(dirpath)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError as err:
-                    if err.errno != errno.EBUSY or time.monotonic() > deadline:
-                        log.warning("cgroup %s left behind: %s", dirpath, err)
-                        break
-                    time.sleep(0.01)
-    return killed
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read().decode(errors="replace").split("\0")
-    except OSError:
-        return []
-
-
-def reap_exited(pids: set[int], timeout: float = 2) -> None:
-    """Wait for killed processes that are (or are about to become) this daemon's children: a killed
-    `runc init` is re-parented to the subreaper only once its `runc create` has died too. Processes
-    with another parent are left to it."""
-    me = os.getpid()
-    deadline = time.monotonic() + timeout
-    pending = set(pids)
-    while pending and time.monotonic() < deadline:
-        for pid in list(pending):
-            try:
-                with open(f"/proc/{pid}/stat") as fh:
-                    fields = fh.read().rpartition(")")[2].split()
-            except OSError:
-                pending.discard(pid)            # gone
-                continue
-            if fields[0] == "Z" and int(fields[1]) == me:
-                try:
-                    os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
-                pending.discard(pid)
-            elif fields[0] == "Z" and int(fields[1]) == 1:
-                pending.discard(pid)            # init reaps it
-        if pending:
-            time.sleep(0.01)
-
-
-def runtime_processes(runc_root: str, exits_dir: str) -> dict[str, list[int]]:
-    """conmons and runc commands of this data root, by container id: one scan of /proc, used at
-    boot only. Other daemons' processes name other directories and are never touched."""
-    found: dict[str, list[int]] = {}
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        argv = _cmdline(int(entry))
-        if not argv:
-            continue
-        prog = os.path.basename(argv[0])
-        ours = (prog.startswith("conmon") and exits_dir in argv) or (prog.startswith("runc") and runc_root in argv)
-        if not ours:
-            continue
-        cid = next((a for a in argv if ID_RE.match(a)), None)
-        if cid is None and prog.startswith("conmon"):
-            cid = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "-c"), None)
-        if cid:
-            found.setdefault(cid, []).append(int(entry))
-    return found
 
 
 # ---------------------------------------------------------------------------------- a start in flight
@@ -183,7 +49,7 @@ def cancel_start(containers, cid: str, attempt: StartAttempt) -> None:
     the released pid gone, a hang fault point) and it undoes itself and fails."""
     attempt.cancelled.set()
     containers.monitor.kill(cid, containers.bundle(cid))      # conmon, and the `runc create` it runs
-    attempt.killed |= kill_cgroup(containers.cgroup_parent, cid)                 # `runc init`
+    attempt.killed |= containers.cgroups.kill(cid)                 # `runc init`
 
 
 def undo_start(containers, cid: str, bundle: str, pid: int, attempt: StartAttempt) -> None:
@@ -196,9 +62,9 @@ def undo_start(containers, cid: str, bundle: str, pid: int, attempt: StartAttemp
         log.warning("runc delete %s: %s", cid[:12], err)
     conmon = c.monitor.conmon_pid_any(cid, bundle)
     c.monitor.kill(cid, bundle)
-    killed |= kill_cgroup(c.cgroup_parent, cid)
+    killed |= c.cgroups.kill(cid)
     shutil.rmtree(os.path.join(c.runc.root, cid), ignore_errors=True)
-    c.unmount(bundle)
+    c.overlay.unmount(bundle)
     # killed processes (conmon, a `runc init` whose `runc create` died) come to us as the subreaper
     reap_exited({p for p in killed | {conmon} if p})
 
@@ -238,13 +104,13 @@ def sweep(containers, cid: str, pids: list[int] = ()) -> bool:
         except Exception as err:  # noqa: BLE001 - what is left is removed by hand below
             log.warning("runc delete %s: %s", cid[:12], err)
         shutil.rmtree(os.path.join(c.runc.root, cid), ignore_errors=True)
-    if cgroup_dirs(c.cgroup_parent, cid):
+    if c.cgroups.dirs(cid):
         found = True
-        kill_cgroup(c.cgroup_parent, cid)
+        c.cgroups.kill(cid)
     rootfs = os.path.join(bundle, "rootfs")
-    if os.path.isdir(rootfs) and is_mounted(rootfs):
+    if os.path.isdir(rootfs) and c.overlay.is_mounted(rootfs):
         found = True
-    c.unmount(bundle)
+    c.overlay.unmount(bundle)
     if found:
         c.monitor.cleanup(cid, bundle)
         try:
@@ -288,16 +154,16 @@ def _recover_running(c, cid: str) -> None:
         c.finish(cid, code=255)
     elif not c.runc.known(cid):             # conmon alive, runc knows nothing: nothing to manage
         c.monitor.kill(cid, bundle)
-        kill_cgroup(c.cgroup_parent, cid)
+        c.cgroups.kill(cid)
         c.finish(cid, code=255)
 
 
 def _finish_removal(c, cid: str) -> None:
     if c.is_running(cid):                   # cut before its exit was seen: rm -f's SIGKILL
         c.monitor.kill(cid, c.bundle(cid))
-        kill_cgroup(c.cgroup_parent, cid)
+        c.cgroups.kill(cid)
         c.finish(cid, code=137)
-    if c._q("SELECT 1 FROM containers WHERE id=?", (cid,)):
+    if c.get(cid) is not None:
         log.info("finishing the removal of %s", cid[:12])
         c.remove(cid, force=True)
     unmark_removing(c, cid)
@@ -307,7 +173,7 @@ def _sweep_unknown(c, cid: str, pids: list[int]) -> None:
     sweep(c, cid, pids)
     c.monitor.cleanup(cid, c.bundle(cid))
     if os.path.isdir(c.bundle(cid)):
-        c.unmount(c.bundle(cid))
+        c.overlay.unmount(c.bundle(cid))
         shutil.rmtree(c.bundle(cid), ignore_errors=True)
 
 
@@ -321,18 +187,16 @@ def reconcile(containers) -> None:
     c = containers
     with c.lock:
         procs = runtime_processes(c.runc.root, c.monitor.exits_dir)
-        states = dict(c._q("SELECT id, state FROM containers"))
         # 1. containers the log shows running: still running, exited meanwhile, or lost
-        for cid, state in states.items():
-            if state in ("running", "paused"):
-                _guarded("exit of", cid, _recover_running, c, cid)
+        for cid in container_ids(c.events, states=LIVE_STATES):
+            _guarded("exit of", cid, _recover_running, c, cid)
         # 2. removals that were cut: finish them
         for name in os.listdir(c.dir):
             if name.endswith(REMOVING_SUFFIX):
                 cid = name[:-len(REMOVING_SUFFIX)]
                 _guarded("removal of", cid, _finish_removal, c, cid)
-        rows = {row["id"]: dict(row) for row in c._q("SELECT id, state, host_config FROM containers")}
-        stopped = [cid for cid, row in rows.items() if row["state"] not in ("running", "paused")]
+        rows = {cid: get_container(c.events, cid) for cid in container_ids(c.events)}
+        stopped = [cid for cid, row in rows.items() if row is not None and not row.is_live]
         # 3. containers that are not running: a start or rm cut at any point leaves its pieces here
         for cid in stopped:
             _guarded("clean-up of", cid, _sweep_stopped, c, cid, procs.get(cid, []))
@@ -345,5 +209,5 @@ def reconcile(containers) -> None:
             _guarded("leftovers of", cid, _sweep_unknown, c, cid, procs.get(cid, []))
         # 5. AutoRemove containers that are not running go, as in moby's restore
         for cid in stopped:
-            if json.loads(rows[cid]["host_config"] or "{}").get("AutoRemove"):
+            if rows[cid].host_config.get("AutoRemove"):
                 _guarded("auto-removal of", cid, c.remove, cid, True)

@@ -1,0 +1,132 @@
+"""create and rename: validation of a create request, name allocation, the create event."""
+from __future__ import annotations
+
+import os
+import random
+import re
+import secrets
+
+from app.common.reference import ReferenceError, normalize_name
+from app.errors import Conflict, InvalidParameter, NotFound
+from app.events.model import NewEvent
+from app.projections.containers import name_owner
+from app.runtime.containers.createkeys import HOST_CONFIG, refuse_unapplied
+from app.runtime.containers.security import pid_mode, validate_host_config
+from app.runtime.containers.spec import (clamped_rlimits, command_of, extra_hosts, resources_from,
+                                         validate_console_size, validate_dns, validate_process_settings)
+from app.runtime.host.runc import parse_signal
+
+NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_ADJECTIVES = ["brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry", "quiet", "sharp",
+               "tender", "vivid", "witty", "zen"]
+_NAMES = ["hopper", "lovelace", "turing", "curie", "knuth", "ritchie", "thompson", "liskov", "hamilton",
+          "shannon", "dijkstra", "goldberg", "perlman", "wozniak", "babbage"]
+LOG_DRIVERS = ("json-file", "local", "none")
+
+
+def _validate_config(config: dict) -> None:
+    """moby's validateContainerConfig: checked at create, before the image is looked up."""
+    workdir = config.get("WorkingDir") or ""
+    if workdir:
+        if not workdir.startswith("/"):
+            raise InvalidParameter(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
+        config["WorkingDir"] = os.path.normpath(workdir).replace("//", "/", 1)
+    if config.get("StopSignal"):
+        parse_signal(config["StopSignal"])
+    for entry in config.get("Env") or []:
+        if not isinstance(entry, str) or not entry.partition("=")[0]:
+            raise InvalidParameter(f"invalid environment variable: {entry}")
+
+
+class CreateMixin:
+    """Containers.create and .rename (mixed into the service)."""
+
+    def _name(self, requested: str | None) -> str:
+        if requested:
+            if not NAME_RE.match(requested):
+                raise InvalidParameter(f"Invalid container name ({requested}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are "
+                                       "allowed")
+            name = requested.lstrip("/")
+            taken = name_owner(self.events, name)
+            if taken:
+                raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                               f'"{taken}". You have to remove (or rename) that container to be able to '
+                               "reuse that name.")
+            return name
+        for _ in range(100):
+            name = f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}"
+            if name_owner(self.events, name) is None:
+                return name
+        return f"{random.choice(_ADJECTIVES)}_{secrets.token_hex(4)}"
+
+    def create(self, request: dict, name: str | None) -> str:
+        """`request` is a decoded create body (app/api/schemas/container_create.py): Config's keys at the
+        top, HostConfig and NetworkingConfig nested, every value of its Go type."""
+        host_config = dict(request.get("HostConfig") or {})
+        networking_config = dict(request.get("NetworkingConfig") or {})
+        config = {k: v for k, v in request.items() if k not in ("HostConfig", "NetworkingConfig")}
+        if any(k not in HOST_CONFIG for k in host_config):
+            raise InvalidParameter("invalid HostConfig: " + ", ".join(sorted(set(host_config) - set(HOST_CONFIG))))
+        refuse_unapplied(config, host_config, networking_config)    # never accepted and then ignored
+        image_ref = config.get("Image") or ""
+        if not image_ref:
+            raise InvalidParameter("Config cannot be empty in order to create a container")
+        _validate_config(config)
+        try:
+            row, _ = self.images.resolve(image_ref)
+        except NotFound:
+            try:                                    # Docker names the normalized reference
+                shown = normalize_name(image_ref)
+            except ReferenceError:
+                shown = image_ref
+            raise NotFound(f"No such image: {shown}") from None
+        image_cfg = (row.config.get("config") or {})
+        resources_from(host_config)                 # limits are checked now, not at start
+        clamped_rlimits(host_config.get("Ulimits"))
+        validate_console_size(host_config)
+        validate_process_settings(host_config)
+        validate_dns(host_config)
+        extra_hosts(host_config)
+        validate_host_config(host_config)           # capabilities, --security-opt, PidMode, --device
+        kind, target = pid_mode(host_config)
+        if kind == "container":                     # kept by ID, as moby does: a rename does not break it
+            try:
+                host_config["PidMode"] = "container:" + self.resolve(target).id
+            except NotFound:
+                pass                                # moby leaves it to start to fail
+        log_config = host_config.get("LogConfig") or {}
+        driver = log_config.get("Type") or "json-file"
+        if driver not in LOG_DRIVERS:
+            raise InvalidParameter(f"logger: no log driver named '{driver}' is registered")
+        host_config["LogConfig"] = {"Type": driver, "Config": log_config.get("Config") or {}}
+        command = command_of(image_cfg, config)
+        mode = host_config.get("NetworkMode") or "default"
+        if mode not in ("default", "bridge", "none", "host"):
+            raise NotFound(f"network {mode} not found")
+        with self.lock:
+            cname = self._name(name)
+            cid = secrets.token_hex(32)
+            image_labels = {k: v for k, v in (image_cfg.get("Labels") or {}).items()
+                            if isinstance(k, str) and isinstance(v, str)}    # an image config is untrusted
+            labels = {**image_labels, **(config.pop("Labels", None) or {})}
+            # Labels are stored once, in this payload; /events adds them to every event of the container
+            # when it sends it (app/events/labels.py), as Docker's events carry them.
+            attrs = {"image": image_ref, "name": cname}
+            self.events.append([NewEvent("container", "create", cid, attrs, payload={
+                "config": config, "host_config": host_config, "image_id": row.id, "labels": labels,
+                "command": command})])
+        return cid
+
+    def rename(self, ref: str, new_name: str) -> None:
+        if not new_name:
+            raise InvalidParameter("Neither old nor new names may be empty")
+        with self.lock:
+            row = self.resolve(ref)
+            if new_name.lstrip("/") == row.name:
+                raise InvalidParameter("Renaming a container with the same name as its current name")
+            try:
+                name = self._name(new_name)
+            except Conflict as err:
+                raise Conflict(f"Error when allocating new name: {err}") from None
+            attrs = {**self._attrs(row), "name": name, "oldName": "/" + row.name}
+            self.events.append([NewEvent("container", "rename", row.id, attrs)])

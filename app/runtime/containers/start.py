@@ -1,0 +1,128 @@
+"""start: the bundle (rootfs, config.json), conmon and runc, the start event; undone when cut."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+from app.errors import Conflict, InvalidParameter, NotFound, NotModified
+from app.projections.containers import Container
+from app.events.model import NewEvent
+from app.runtime import faults
+from app.runtime.containers import recovery
+from app.runtime.containers.security import pid_mode
+from app.runtime.containers.spec import build_spec, write_etc_files
+from app.runtime.host.runc import RuncError
+
+
+def _exit_code_for(err: Exception) -> int:
+    """Docker's exit code for a start the runtime refused: 127 not found, 126 not executable."""
+    text = str(err)
+    if any(s in text for s in ("executable file not found", "no such file or directory", "not a directory")):
+        return 127
+    if "permission denied" in text or "is a directory" in text:
+        return 126
+    return 128
+
+
+class StartMixin:
+    """Containers.start and what undoes a failed or cancelled start."""
+
+    def start(self, ref: str) -> None:
+        with self.lock:
+            row = self.resolve(ref)
+            if row.state == "paused":
+                raise Conflict("cannot start a paused container, try unpause instead")
+            if row.state in ("running", "restarting"):
+                raise NotModified("container already started")
+            attempt = recovery.StartAttempt()
+            with self._starting_lock:
+                self._starting[row.id] = attempt
+            try:
+                self._prepare_and_run(row, attempt)
+            except (RuncError, InvalidParameter) as err:
+                self._release_attach_waiters(row.id)    # as moby cancels attaches on a failed start
+                if attempt.cancelled.is_set():             # rm -f ended it; the removal follows
+                    raise Conflict(f"container {row.id} was removed while it was starting") from err
+                code = _exit_code_for(err)
+                self.events.append([NewEvent("container", "start-failed", row.id, self._attrs(row),
+                                                   payload={"error": str(err), "exit_code": code})])
+                if row.host_config.get("AutoRemove"):
+                    self.remove(row.id, force=True)     # as Docker: a --rm container that cannot start goes
+                if isinstance(err, RuncError) and code in (126, 127):
+                    raise InvalidParameter(str(err)) from err
+                raise
+            finally:
+                with self._starting_lock:
+                    self._starting.pop(row.id, None)
+
+    def _cancel_start(self, cid: str) -> bool:
+        """`rm -f` of a container whose start is in flight (it may hang in runc or conmon)."""
+        with self._starting_lock:
+            attempt = self._starting.get(cid)
+        if attempt is None or attempt.thread is threading.current_thread():
+            return False                # none, or the start's own AutoRemove after it failed
+        self.reaper.watch_cut_start(cid)        # its killed runc init may come back a zombie
+        recovery.cancel_start(self, cid, attempt)
+        return True
+
+    def _undo_start(self, cid: str, bundle: str, pid: int, attempt: recovery.StartAttempt) -> None:
+        recovery.undo_start(self, cid, bundle, pid, attempt)
+        self._reap(cid, bundle)             # a conmon that reported the failure exits
+
+    def _prepare_and_run(self, row: Container, attempt: recovery.StartAttempt) -> None:
+        cid = row.id
+        bundle = self.bundle(cid)
+        os.makedirs(bundle, mode=0o711, exist_ok=True)
+        config, host_config = row.config, row.host_config
+        image_row, _ = self.images.resolve(row.image_id)
+        image_cfg = image_row.config.get("config") or {}
+        layers = self.images.layer_dirs(image_row)
+        hostname = config.get("Hostname") or cid[:12]
+        etc = write_etc_files(bundle, hostname, host_config)
+        pid_ns = self._pid_namespace_to_join(host_config)
+        rootfs = self.overlay.mount(bundle, layers)
+        pid = 0
+        try:
+            faults.point("start:after-mount")
+            attempt.check(cid)
+            spec = build_spec(rootfs=rootfs, container_id=cid, image_config=image_cfg, config=config,
+                              host_config=host_config, hostname=hostname,
+                              cgroups_path=self.cgroups.path(cid), netns_path=None, etc_files=etc,
+                              pid_ns_path=pid_ns, daemon_seccomp=self.config.seccomp_profile,
+                              daemon_no_new_privileges=self.config.no_new_privileges)
+            with open(os.path.join(bundle, "config.json"), "w") as fh:
+                fh.write(json.dumps(spec))      # dumps uses the C encoder; dump() iterates in Python
+            faults.point("start:after-bundle")
+            self.monitor.cleanup(cid, bundle)     # an exit file of a previous run
+            attempt.check(cid)
+            pid = self.monitor.create(cid, bundle, row.name, stdin=bool(config.get("OpenStdin")),
+                                      stdin_once=bool(config.get("StdinOnce")), tty=bool(config.get("Tty")),
+                                      keep_log=(host_config.get("LogConfig") or {}).get("Type") != "none")
+            faults.point("start:after-runc-create")
+            attempt.check(cid)
+            self._connect_waiting_attaches(cid, bundle)   # before the process runs: no output is missed
+            faults.point("start:before-release", attempt.cancelled)
+            attempt.check(cid)
+            self.monitor.start(cid, pid)
+            faults.point("start:after-release")
+            attempt.check(cid)
+        except BaseException:
+            self._undo_start(cid, bundle, pid, attempt)
+            raise
+        self.events.append([NewEvent("container", "start", cid, self._attrs(row), payload={"pid": pid})])
+        faults.point("start:after-start-event")
+
+    def _pid_namespace_to_join(self, host_config: dict) -> str | None:
+        """/proc/<pid>/ns/pid of the container PidMode `container:<id>` names; moby's errors when it is
+        gone or not running (the caller holds the lock)."""
+        kind, target = pid_mode(host_config)
+        if kind != "container":
+            return None
+        try:
+            other = self.resolve(target)
+        except NotFound as err:
+            raise NotFound(f"failed to join PID namespace: {err}") from None
+        if other.state not in ("running", "paused") or not other.pid:
+            raise Conflict(f"failed to join PID namespace: container {other.id} is not running")
+        return f"/proc/{other.pid}/ns/pid"
