@@ -7,7 +7,6 @@ another container's exit, stop, kill, rm or start; and every way a start can fai
 from __future__ import annotations
 
 import errno
-import os
 import shutil
 import threading
 import time
