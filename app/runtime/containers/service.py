@@ -14,7 +14,8 @@ import os
 import threading
 
 from app.config import Config
-from app.errors import InvalidParameter, NotFound
+from app.errors import ConcurrentChange, Conflict, InvalidParameter, NotFound
+from app.events.model import NewEvent
 from app.events.store import EventStore
 from app.projections import containers as q
 from app.projections.containers import Container
@@ -29,6 +30,10 @@ from app.runtime.containers.start import StartMixin
 from app.runtime.containers.stop import StopMixin
 from app.runtime.host import Host
 from app.runtime.host.exitwatch import ExitDirWatch
+
+
+def audit_stream(cid: str) -> str:
+    return f"container-audit:{cid}"
 
 
 class Containers(CreateMixin, StartMixin, StopMixin, ExitsMixin, RemoveMixin, AttachMixin, FsMixin,
@@ -104,6 +109,34 @@ class Containers(CreateMixin, StartMixin, StopMixin, ExitsMixin, RemoveMixin, At
 
     def bundle(self, cid: str) -> str:
         return os.path.join(self.dir, cid)
+
+    # ------------------------------------------------------------------------------ appends
+
+    def _record(self, row: Container, events: list[NewEvent]) -> None:
+        """Append events that change the container's state, decided on `row`: with its stream
+        version as expected_version, so a change that came in between is noticed. The decision is
+        retried once on a fresh read if the state it rested on is the same (a rename came between),
+        else, or if it changes again, the command fails with 409."""
+        stream = f"container:{row.id}"
+        for attempt in (0, 1):
+            first = next((ev for ev in events if ev.stream == stream), None)
+            if first is not None:       # the batch is one transaction: its first event carries the check
+                first.expected_version = row.version
+            try:
+                self.events.append(events)
+                return
+            except ConcurrentChange:
+                fresh = self.get(row.id)
+                if attempt or fresh is None or fresh.state != row.state:
+                    raise Conflict(f"container {row.id} was changed by another request meanwhile; try again") \
+                        from None
+                row = fresh
+
+    def _note(self, row: Container, action: str, **attrs) -> None:
+        """An audit event (attach, top, kill, stop …): shown by /events, changes no state, so it goes
+        to the container's audit stream and never makes a state change's expected_version stale."""
+        self.events.append([NewEvent("container", action, row.id, {**self._attrs(row), **attrs},
+                                     stream=audit_stream(row.id))])
 
     def _attrs(self, row: Container) -> dict:
         """Docker's attributes of a container event, labels aside: /events adds those (app/events/labels.py)."""
