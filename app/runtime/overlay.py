@@ -74,6 +74,7 @@ def mount_overlay(lowerdirs: list[str], upper: str, work: str, target: str, *, l
     if not legacy and lowerdir_plus():
         try:
             with fsmount.FsContext("overlay") as ctx:
+                ctx.set("source", "overlay")               # as mount(2) named it in the mount table
                 for lower in reversed(lowerdirs):          # the topmost lower first, as in lowerdir=
                     ctx.set("lowerdir+", lower)
                 ctx.set("upperdir", upper)
