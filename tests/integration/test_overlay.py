@@ -127,3 +127,11 @@ def test_a_missing_layer_names_the_kernels_reason(workdir):
                       os.path.join(cdir, "rootfs"))
     assert missing in str(info.value)
     assert not is_mounted(os.path.join(cdir, "rootfs"))
+
+
+def test_fsconfig_probe_says_no_to_an_unknown_option():
+    from app.runtime.host import fsmount
+    from app.runtime.overlay import lowerdir_plus
+    assert fsmount.supports_option("overlay", "no-such-option", "x") is False   # nothing mounted, no error
+    assert fsmount.supports_option("overlay", "workdir", "/") is True
+    assert lowerdir_plus() == fsmount.supports_option("overlay", "lowerdir+", "/")
