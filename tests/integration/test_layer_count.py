@@ -8,7 +8,7 @@ import tarfile
 import threading
 import time
 
-from app.runtime.hostinfo import go_arch
+from app.runtime.host.hostinfo import go_arch
 from tests.integration.conftest import DOCKER_BIN, docker_cli
 from tests.tarutil import tar_bytes
 
