@@ -50,7 +50,7 @@ def parse_created(value: str | None) -> int:
 class Images:
     def __init__(self, events: EventStore, root: str, config: Config):
         self.events = events
-        self.config_ = config
+        self.config = config
         self.store = ImageStore(root)
         # One image change at a time: commit files, append events, collect garbage. Uploads stream
         # into private staging directories outside this lock.
@@ -63,7 +63,7 @@ class Images:
 
     def limits(self) -> safetar.Limits:
         """The daemon's bounds for one uploaded archive (--max-upload-size, --min-free-space)."""
-        cfg = self.config_
+        cfg = self.config
         return safetar.Limits(max_bytes=cfg.max_upload_size, min_free=cfg.min_free_space)
 
     # ------------------------------------------------------------------------------ lookups
