@@ -90,7 +90,13 @@ def run(config: Config) -> int:
         engine.close()
         log.info("berth daemon stopped before it served")
         return 0
-    engine.start()              # the boot phase: reconcile, then background work (app/engine.py)
+    try:
+        engine.start()          # the boot phase: reconcile, then background work (app/engine.py)
+    except Exception as err:  # noqa: BLE001 - a daemon that cannot boot says why and exits
+        log.exception("boot failed")
+        engine.close()
+        print(f"berth daemon: boot failed: {err}", file=sys.stderr)
+        return 1
     try:
         ssl_context = _tls_context(config)
         listeners = open_listeners(config.hosts, ssl_context=ssl_context, socket_group=config.socket_group)

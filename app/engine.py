@@ -86,7 +86,6 @@ class Engine:
         self.shutting_down = threading.Event()
         self._listeners = 0
         self._listeners_lock = threading.Lock()
-        self._started = False
 
     def start(self) -> "Engine":
         """Boot, in this order:
@@ -98,7 +97,6 @@ class Engine:
         self.store.start()
         self.images.boot()
         self.containers.boot()
-        self._started = True
         return self
 
     # /events subscribers, for /info's NEventsListener

@@ -32,6 +32,11 @@ class Conflict(BerthError):
     status = 409
 
 
+class ConcurrentChange(Conflict):
+    """An append's expected_version was not its stream's version: someone changed it meanwhile.
+    Commands retry once on a fresh read, then answer 409."""
+
+
 class PayloadTooLarge(BerthError):
     status = 413
 

@@ -1,4 +1,4 @@
-"""Container lifecycle endpoints over app/runtime/containers.py: create, start, stop, kill, wait,
+"""Container lifecycle endpoints over app/runtime/containers/: create, start, stop, kill, wait,
 remove, inspect, logs, pause, rename, restart, top, changes, export, prune. Listing is in
 container_list.py, attach and resize in container_attach.py."""
 from __future__ import annotations

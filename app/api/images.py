@@ -7,17 +7,16 @@ import json
 import urllib.error
 import urllib.request
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import Schema, fields
 
 from app.api import current_engine
 from app.api.params import DockerBool, Filters, load_query
 from app.common.filters import labels_match
 from app.common.reference import split_repo_tag
-from app.errors import InvalidParameter, NotImplemented_
-from app.runtime.images import transfer as archive
+from app.errors import BerthError, InvalidParameter, NotImplemented_
 from app.projections import images as image_views
-from app.runtime.images.layers import LayerError
+from app.runtime.images import transfer as archive
 
 bp = Blueprint("images", __name__)
 
@@ -35,8 +34,20 @@ def _upload():
 
 
 def _jsonmessages(messages) -> Response:
-    body = "".join(json.dumps(m, separators=(",", ":")) + "\r\n" for m in messages)
-    return Response(body, mimetype="application/json")
+    """A jsonmessage stream, chunked as moby's (docker-py decodes a multi-line answer only when chunked)."""
+    lines = [json.dumps(m, separators=(",", ":")).encode() + b"\r\n" for m in messages]
+    return Response(iter(lines), mimetype="application/json")
+
+
+def _error_message(err: Exception) -> dict:
+    """A failure inside a stream whose 200 is already decided, in moby's shape (streamformatter.FormatError):
+    docker-py raises ImageLoadError on `errorDetail`, the docker CLI prints `message` and exits 1."""
+    if isinstance(err, BerthError):
+        message = err.message
+    else:
+        current_app.logger.exception("unhandled error in a jsonmessage stream")
+        message = str(err) or err.__class__.__name__
+    return {"errorDetail": {"message": message}, "error": message}
 
 
 # ------------------------------------------------------------------------------------------ import
@@ -72,14 +83,19 @@ def create_image():
         except (urllib.error.URLError, ValueError, OSError) as err:
             raise InvalidParameter(f"error downloading {source}: {err}") from err
         label = source
+    # moby: an upload ("-") fails with a status code, as nothing has been written yet; a URL import
+    # has already sent "Downloading from", so its failure is the stream's last message (200).
+    head = [] if source == "-" else [{"status": f"Downloading from {source}"}]
     try:
         image_id = _images().import_tar(body, label, repo or None, tag, message, changes)
-    except LayerError as err:
-        raise InvalidParameter(str(err)) from err
+    except Exception as err:     # bad content is an ArchiveError (InvalidParameter): 400
+        if not head:
+            raise
+        return _jsonmessages(head + [_error_message(err)])
     finally:
         if source != "-":
             body.close()
-    return _jsonmessages([{"status": image_id}])
+    return _jsonmessages(head + [{"status": image_id}])
 
 
 # ------------------------------------------------------------------------------------------ list
@@ -209,6 +225,11 @@ class LoadQuery(Schema):
 @bp.post("/images/load")
 def load_images():
     load_query(LoadQuery(), request.args)   # quiet=: progress bars are not sent either way
-    lines = archive.load(_images(), _upload())
+    # moby (postImagesLoad) answers 200 once the query is valid and reports a failed load as an
+    # errorDetail message; archive.load has then changed nothing (no image, no event, no files).
+    try:
+        lines = archive.load(_images(), _upload())
+    except Exception as err:
+        return _jsonmessages([_error_message(err)])
     return _jsonmessages([{"stream": line + "\n"} for line in lines])
 

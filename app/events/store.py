@@ -16,16 +16,22 @@ import json
 import sqlite3
 import threading
 import time
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import sqlite_utils
 
-from app.errors import Conflict
+from app.errors import ConcurrentChange, Conflict
 from app.events.model import Event, NewEvent
 from app.events.upcasters import CURRENT_SCHEMA, upcast
 
 CHECKPOINT_SECONDS = 1.0
 EVENT_COLUMNS = "seq, time_nano, type, action, actor_id, attributes, stream, version, schema, payload"
+
+
+def _table_of(err: sqlite3.IntegrityError) -> str:
+    """"UNIQUE constraint failed: containers.name" -> "containers"."""
+    text = str(err)
+    return text.rpartition(": ")[2].partition(".")[0] or "a"
 
 
 class EventStore:
@@ -134,10 +140,17 @@ class EventStore:
 
     # ---------------------------------------------------------------- append
 
-    def append(self, events: Sequence[NewEvent]) -> list[Event]:
+    def append(self, events: Sequence[NewEvent], guard: Callable[[sqlite3.Connection], None] | None = None
+               ) -> list[Event]:
         """Append events atomically and apply every projector to them in the same transaction.
 
-        Raises Conflict when an event's expected_version is not its stream's current version.
+        `guard(conn)` runs first, inside the transaction (BEGIN IMMEDIATE: no other writer can come
+        between its reads and the append), and raises to refuse the append — cross-stream rules such
+        as a unique container name or an image in use are checked there, against the projections as
+        they are at that instant, not against a lock in this process.
+
+        Raises ConcurrentChange when an event's expected_version is not its stream's current version,
+        and Conflict when a projector refuses an event (a unique key taken).
         """
         if not events:
             return []
@@ -145,11 +158,16 @@ class EventStore:
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
+                if guard is not None:
+                    guard(conn)
                 stored = [self._insert(conn, ev) for ev in events]
                 for ev in stored:
                     for projector in self.projectors:
                         projector.apply(conn, ev)
                 conn.execute("COMMIT")
+            except sqlite3.IntegrityError as err:
+                conn.execute("ROLLBACK")
+                raise Conflict(f"refused by the {_table_of(err)} read model: {err}") from None
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -164,7 +182,7 @@ class EventStore:
             "SELECT MAX(version) FROM events WHERE stream = ?", (ev.stream,)
         ).fetchone()[0] or 0
         if ev.expected_version is not None and ev.expected_version != current:
-            raise Conflict(
+            raise ConcurrentChange(
                 f"concurrent change of {ev.stream}: expected version {ev.expected_version}, found {current}"
             )
         # Strictly increasing timestamps keep time order identical to seq order, so a time bound

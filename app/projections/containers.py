@@ -5,18 +5,18 @@ A `create` event's payload carries the container's configuration; later events m
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from app.events.model import Event
+from app.projections.reads import query as _query
 
 STATES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
 
 
 class ContainersProjector:
     name = "containers"
-    version = 5
+    version = 6
     tables = ("containers",)
     schema = (
         """CREATE TABLE IF NOT EXISTS containers (
@@ -37,7 +37,8 @@ class ContainersProjector:
             network_mode TEXT NOT NULL DEFAULT 'default',
             config TEXT NOT NULL DEFAULT '{}',
             host_config TEXT NOT NULL DEFAULT '{}',
-            error TEXT NOT NULL DEFAULT ''
+            error TEXT NOT NULL DEFAULT '',
+            version INTEGER NOT NULL DEFAULT 0
         )""",
         # Covers GET /containers/json (app/api/container_list.py LIST_SQL) in creation order, so a listing
         # reads neither the table rows nor their config/host_config blobs.
@@ -51,13 +52,18 @@ class ContainersProjector:
         handler = getattr(self, "_on_" + ev.action.replace("-", "_"), None)
         if handler is not None:
             handler(conn, ev)
+        if ev.stream == "container:" + ev.actor_id:
+            # the stream version the row reflects: commands append with it as expected_version
+            conn.execute("UPDATE containers SET version=? WHERE id=?", (ev.version, ev.actor_id))
 
     def _on_create(self, conn, ev: Event) -> None:
+        """A plain INSERT: a name (or ID) already taken fails the append (the create's guard checks
+        first, with Docker's message); it never replaces the other container's row."""
         payload = ev.payload or {}
         labels = payload.get("labels", {})
         host_config = payload.get("host_config", {})
         conn.execute(
-            "INSERT OR REPLACE INTO containers (id, name, image, image_id, created_nano, labels, command,"
+            "INSERT INTO containers (id, name, image, image_id, created_nano, labels, command,"
             " network_mode, config, host_config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (ev.actor_id, ev.attributes.get("name", ev.actor_id[:12]), ev.attributes.get("image", ""),
              payload.get("image_id", ""), ev.time_nano, json.dumps(labels, sort_keys=True),
@@ -130,6 +136,7 @@ class Container:
     config: dict
     host_config: dict
     error: str
+    version: int                # of the container's event stream, as this row reflects it
 
     @property
     def is_live(self) -> bool:
@@ -164,7 +171,7 @@ def _container(row) -> Container:
         oom_killed=bool(row["oom_killed"]), started_nano=row["started_nano"], finished_nano=row["finished_nano"],
         restart_count=row["restart_count"], labels=json.loads(row["labels"]), command=row["command"],
         network_mode=row["network_mode"], config=json.loads(row["config"]),
-        host_config=json.loads(row["host_config"]), error=row["error"])
+        host_config=json.loads(row["host_config"]), error=row["error"], version=row["version"])
 
 
 def get_container(db, cid: str) -> Container | None:
@@ -222,8 +229,3 @@ def summaries(store) -> list[Summary]:
     return [Summary._make(r) for r in cur.execute(_SUMMARY_SQL).fetchall()]
 
 
-def _query(db, sql: str, params=()):
-    """The store's reader, or a raw connection (the append transaction's guards read through it)."""
-    if isinstance(db, sqlite3.Connection):
-        return db.execute(sql, tuple(params)).fetchall()
-    return db.query(sql, params)

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 
 from app.events.model import Event
+from app.projections.reads import query as _query
 
 ARRIVALS = ("import", "load", "pull", "commit", "create")
 
@@ -83,52 +84,52 @@ def _image(row) -> Image:
 
 
 def get_image(db, image_id: str) -> Image | None:
-    rows = db.query("SELECT * FROM images WHERE id=?", (image_id,))
+    rows = _query(db, "SELECT * FROM images WHERE id=?", (image_id,))
     return _image(rows[0]) if rows else None
 
 
 def image_by_ref(db, ref: str) -> Image | None:
     """The image a familiar reference ("busybox:latest") names."""
-    rows = db.query("SELECT images.* FROM image_refs JOIN images ON images.id = image_refs.image_id"
+    rows = _query(db, "SELECT images.* FROM image_refs JOIN images ON images.id = image_refs.image_id"
                     " WHERE image_refs.ref=?", (ref,))
     return _image(rows[0]) if rows else None
 
 
 def images_by_id_prefix(db, prefix: str) -> list[Image]:
     """Every image whose ID starts with sha256:<prefix> (prefix: lowercase hex)."""
-    return [_image(r) for r in db.query("SELECT * FROM images WHERE id LIKE ?", ("sha256:" + prefix + "%",))]
+    return [_image(r) for r in _query(db, "SELECT * FROM images WHERE id LIKE ?", ("sha256:" + prefix + "%",))]
 
 
 def list_images(db) -> list[Image]:
     """Newest first, as `docker images` lists them."""
-    return [_image(r) for r in db.query("SELECT * FROM images ORDER BY created_nano DESC, id")]
+    return [_image(r) for r in _query(db, "SELECT * FROM images ORDER BY created_nano DESC, id")]
 
 
 def refs_of(db, image_id: str) -> list[str]:
-    return [r[0] for r in db.query("SELECT ref FROM image_refs WHERE image_id=? ORDER BY ref", (image_id,))]
+    return [r[0] for r in _query(db, "SELECT ref FROM image_refs WHERE image_id=? ORDER BY ref", (image_id,))]
 
 
 def all_refs(db) -> list[tuple[str, str]]:
     """[(reference, image ID)] ordered by reference."""
-    return [(r[0], r[1]) for r in db.query("SELECT ref, image_id FROM image_refs ORDER BY ref")]
+    return [(r[0], r[1]) for r in _query(db, "SELECT ref, image_id FROM image_refs ORDER BY ref")]
 
 
 def ref_target(db, ref: str) -> str | None:
     """The image ID a reference names now, if any."""
-    rows = db.query("SELECT image_id FROM image_refs WHERE ref=?", (ref,))
+    rows = _query(db, "SELECT image_id FROM image_refs WHERE ref=?", (ref,))
     return rows[0][0] if rows else None
 
 
 def image_sizes(db) -> dict[str, int]:
-    return {r[0]: r[1] for r in db.query("SELECT id, size FROM images")}
+    return {r[0]: r[1] for r in _query(db, "SELECT id, size FROM images")}
 
 
 def image_count(db) -> int:
-    return db.query("SELECT COUNT(*) FROM images")[0][0]
+    return _query(db, "SELECT COUNT(*) FROM images")[0][0]
 
 
 def descendants(db, image_id: str) -> set[str]:
     """The image and every image built on it (parent links), as moby walks the children."""
-    return {r[0] for r in db.query(
+    return {r[0] for r in _query(db, 
         "WITH RECURSIVE d(id) AS (SELECT ? UNION SELECT images.id FROM images JOIN d ON images.parent = d.id)"
         " SELECT id FROM d", (image_id,))}

@@ -3,6 +3,7 @@ reliability tests can prove that every interrupted start or rm is recovered at t
 
     BERTH_FAULT=start:after-runc-create          SIGKILL this process when that point is reached
     BERTH_FAULT=start:before-release=hang        block there until the start is cancelled (rm -f)
+    BERTH_FAULT=create:before-append=sleep:1     pause there (widens a race for a test to hit)
     BERTH_FAULT=a,b=hang                         several points
 
 The variable is read once, at import. Unset (always, outside tests), `point` is a function that
@@ -13,12 +14,14 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 START_POINTS = ("start:after-mount", "start:after-bundle", "start:after-conmon-spawn", "start:after-runc-create",
                 "start:before-release", "start:after-release", "start:after-start-event")
 RM_POINTS = ("rm:after-kill", "rm:after-unmount", "rm:after-runc-delete", "rm:before-destroy")
 EXIT_POINTS = ("exit:after-die",)
-POINTS = START_POINTS + RM_POINTS + EXIT_POINTS
+CREATE_POINTS = ("create:before-append",)
+POINTS = START_POINTS + RM_POINTS + EXIT_POINTS + CREATE_POINTS
 HANG_LIMIT_SECONDS = 600        # a hang that nobody cancels still ends
 
 
@@ -45,6 +48,8 @@ def _hit(name: str, cancelled: threading.Event | None = None) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     elif action == "hang":
         (cancelled or threading.Event()).wait(HANG_LIMIT_SECONDS)
+    elif action.startswith("sleep:"):
+        time.sleep(float(action[6:]))
 
 
 point = _hit if _FAULTS else _noop

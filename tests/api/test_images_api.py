@@ -1,5 +1,6 @@
 """Image endpoints through the Flask test client: conflicts with containers, errors, shapes."""
 import json
+import os
 
 import pytest
 
@@ -68,7 +69,6 @@ def test_image_used_by_running_container_cannot_be_forced(api, engine, image):
     ("post", "/images/create?fromSrc=-&repo=x&changes=RUN%20true", 400, "RUN is not a valid change command"),
     ("post", "/images/create?fromSrc=ftp://x/y", 400, "invalid import source"),
     ("post", "/images/create", 400, "fromSrc or fromImage is required"),
-    ("post", "/images/load", 400, "invalid archive"),
     ("get", '/images/json?filters={"dangling":["maybe"]}', 400, "invalid filter"),
 ])
 def test_errors(api, engine, image, method, path, status, message):
@@ -78,6 +78,25 @@ def test_errors(api, engine, image, method, path, status, message):
     assert r.headers["Content-Type"] == "application/json"
     assert message in r.get_json()["message"]
     assert engine.store.last_seq == before
+
+
+@pytest.mark.parametrize("body", [b"", b"abc", _tar({"x": b"1"})])
+def test_a_failed_load_is_a_200_with_an_error_message(api, engine, image, body):
+    """moby's convention: the load's failure is the last jsonmessage of a 200 (docker-py raises
+    ImageLoadError on it); and it changed nothing."""
+    before = engine.store.last_seq
+    images_before = api.get("/images/json").get_json()
+    r = api.post("/v1.45/images/load", data=body)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/json"
+    [msg] = [json.loads(line) for line in r.data.decode().splitlines()]
+    assert set(msg) == {"errorDetail", "error"} and msg["error"] == msg["errorDetail"]["message"] != ""
+    assert engine.store.last_seq == before and api.get("/images/json").get_json() == images_before
+    assert os.listdir(engine.images.store.tmp) == []
+
+
+def test_a_bad_query_on_load_is_still_a_400(api):
+    r = api.post("/images/load?quiet=maybe", data=b"abc")
+    assert r.status_code == 400 and r.get_json()["message"]
 
 
 def test_tag_moves_a_reference_between_images(api, engine, image):

@@ -57,3 +57,81 @@ def test_busy_mount_is_detached(workdir, layers):
         assert not is_mounted(rootfs)
     finally:
         fh.close()
+
+
+def _deep_layers(workdir: str, count: int) -> list[str]:
+    """`count` layer dirs with store-length paths (…/layers/<64 hex>/diff), each adding layer-NNN and
+    overwriting /which; the bottom one also has /bottom."""
+    dirs = []
+    for i in range(count):
+        path = os.path.join(workdir, "image", "layers", f"{i:064x}", "diff")
+        os.makedirs(path)
+        for name, text in ((f"layer-{i:03d}", str(i)), ("which", str(i))) + ((("bottom", "b"),) if i == 0 else ()):
+            with open(os.path.join(path, name), "w") as fh:
+                fh.write(text)
+        dirs.append(path)
+    return dirs
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["lowerdir+", "mount2-fds"])
+def test_120_layers_mount_past_one_page_of_options(workdir, legacy):
+    from app.runtime.host.overlay import PAGE, lowerdir_plus, mount_overlay
+    if not legacy and not lowerdir_plus():
+        pytest.skip("this kernel's overlayfs has no lowerdir+ (Linux 6.8)")
+    lowers = _deep_layers(workdir, 120)
+    assert len("lowerdir=" + ":".join(lowers)) > PAGE          # the plain option string cannot work
+    cdir = os.path.join(workdir, "c")
+    for d in ("upper", "work", "rootfs"):
+        os.makedirs(os.path.join(cdir, d))
+    rootfs = os.path.join(cdir, "rootfs")
+    fds_before = len(os.listdir("/proc/self/fd"))
+    mount_overlay(lowers, os.path.join(cdir, "upper"), os.path.join(cdir, "work"), rootfs, legacy=legacy)
+    assert len(os.listdir("/proc/self/fd")) == fds_before         # no fd outlives the mount call
+    try:
+        names = os.listdir(rootfs)
+        assert {"bottom", "layer-000", "layer-119"} <= set(names) and len(names) == 122
+        with open(os.path.join(rootfs, "which")) as fh:
+            assert fh.read() == "119"                              # the top layer wins
+        os.unlink(os.path.join(rootfs, "layer-050"))
+        with open(os.path.join(rootfs, "new"), "w") as fh:
+            fh.write("x")
+        assert changes(os.path.join(cdir, "upper"), lowers) == [("D", "/layer-050"), ("A", "/new")]
+    finally:
+        unmount_rootfs(cdir)
+    assert not is_mounted(rootfs)
+
+
+def test_too_many_layers_are_refused_before_mounting(workdir):
+    from app.runtime.host.overlay import MAX_LOWER_LAYERS, MountError, mount_overlay
+    cdir = os.path.join(workdir, "c")
+    for d in ("upper", "work", "rootfs"):
+        os.makedirs(os.path.join(cdir, d))
+    args = (os.path.join(cdir, "upper"), os.path.join(cdir, "work"), os.path.join(cdir, "rootfs"))
+    with pytest.raises(MountError, match="at most 500"):
+        mount_overlay([workdir] * (MAX_LOWER_LAYERS + 1), *args)
+    with pytest.raises(MountError, match="exceed one page"):     # mount(2) runs out of page at ~200
+        mount_overlay([workdir] * 300, *args, legacy=True)
+    assert not is_mounted(args[2])
+
+
+def test_a_missing_layer_names_the_kernels_reason(workdir):
+    from app.runtime.host.overlay import MountError, lowerdir_plus, mount_overlay
+    if not lowerdir_plus():
+        pytest.skip("this kernel's overlayfs has no lowerdir+ (Linux 6.8)")
+    cdir = os.path.join(workdir, "c")
+    for d in ("upper", "work", "rootfs"):
+        os.makedirs(os.path.join(cdir, d))
+    missing = os.path.join(workdir, "no-such-layer")
+    with pytest.raises(MountError) as info:
+        mount_overlay([workdir, missing], os.path.join(cdir, "upper"), os.path.join(cdir, "work"),
+                      os.path.join(cdir, "rootfs"))
+    assert missing in str(info.value)
+    assert not is_mounted(os.path.join(cdir, "rootfs"))
+
+
+def test_fsconfig_probe_says_no_to_an_unknown_option():
+    from app.runtime.host import fsmount
+    from app.runtime.host.overlay import lowerdir_plus
+    assert fsmount.supports_option("overlay", "no-such-option", "x") is False   # nothing mounted, no error
+    assert fsmount.supports_option("overlay", "workdir", "/") is True
+    assert lowerdir_plus() == fsmount.supports_option("overlay", "lowerdir+", "/")

@@ -5,6 +5,7 @@ import sqlite3
 
 import pytest
 
+from app.errors import Conflict
 from app.events.model import NewEvent
 from app.events.store import EventStore
 from app.projections import all_projectors, rebuild, snapshot
@@ -60,7 +61,10 @@ def test_replay_equals_incremental(tmp_path, seed):
     counter = [0]
     for _ in range(rng.randrange(50, 400)):
         batch = [random_event(rng, counter) for _ in range(rng.choice([1, 1, 1, 2, 5]))]
-        store.append(batch)
+        try:
+            store.append(batch)
+        except Conflict:
+            pass        # a create whose ID or name is taken: refused whole, nothing of the batch is kept
     incremental = snapshot(store.reader(), store.projectors)
     assert any(incremental.values()), "a random log should leave some rows"
     replayed_count = rebuild(store)
@@ -112,4 +116,43 @@ def test_changed_projector_version_triggers_rebuild_on_open(tmp_path):
     conn.close()
     store = EventStore(path, all_projectors())
     assert [r[0] for r in store.query("SELECT name FROM volumes")] == ["v1"]
+    store.close()
+
+
+def test_a_create_with_a_taken_name_fails_and_keeps_the_other_row(tmp_path):
+    """The projector never replaces a row: INSERT OR REPLACE once deleted the other container."""
+    store = EventStore(str(tmp_path / "b.db"), all_projectors())
+    store.append([NewEvent("container", "create", "a" * 64, {"name": "web", "image": "busybox"}, payload={})])
+    seq = store.last_seq
+    with pytest.raises(Conflict, match="UNIQUE constraint failed: containers.name"):
+        store.append([NewEvent("container", "create", "b" * 64, {"name": "web", "image": "busybox"}, payload={})])
+    assert [tuple(r) for r in store.query("SELECT id, name FROM containers")] == [("a" * 64, "web")]
+    assert store.last_seq == seq and store.query("SELECT COUNT(*) FROM events")[0][0] == seq
+    store.close()
+
+
+def test_a_guard_refuses_an_append_inside_its_transaction(tmp_path):
+    store = EventStore(str(tmp_path / "b.db"), all_projectors())
+
+    def guard(conn):
+        assert conn.in_transaction              # BEGIN IMMEDIATE: no writer can come between
+        raise Conflict("no")
+    with pytest.raises(Conflict, match="no"):
+        store.append([NewEvent("daemon", "reload", "x")], guard=guard)
+    assert store.last_seq == 0 and store.query("SELECT COUNT(*) FROM events")[0][0] == 0
+    store.close()
+
+
+def test_expected_version_is_checked_per_stream(tmp_path):
+    from app.errors import ConcurrentChange
+    store = EventStore(str(tmp_path / "b.db"), all_projectors())
+    store.append([NewEvent("container", "create", "a" * 64, {"name": "web"}, payload={}, expected_version=0)])
+    store.append([NewEvent("container", "attach", "a" * 64, {"name": "web"}, stream="container-audit:" + "a" * 64)])
+    row = store.query("SELECT version FROM containers")[0][0]
+    assert row == 1     # the audit stream does not move the container's version
+    with pytest.raises(ConcurrentChange):
+        store.append([NewEvent("container", "start", "a" * 64, {"name": "web"}, payload={"pid": 1},
+                               expected_version=0)])
+    store.append([NewEvent("container", "start", "a" * 64, {"name": "web"}, payload={"pid": 1}, expected_version=1)])
+    assert store.query("SELECT state, version FROM containers")[0][:] == ("running", 2)
     store.close()

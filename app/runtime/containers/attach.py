@@ -22,7 +22,6 @@ from typing import Iterable
 
 from app.common.detachkeys import DetachScanner
 from app.errors import Conflict
-from app.events.model import NewEvent
 
 CONMON_STDOUT, CONMON_STDERR = 2, 3
 PACKET_MAX = 65536                 # conmon sends at most 8 KiB + 1; a larger buffer never truncates
@@ -303,4 +302,4 @@ class AttachMixin:
         """`attach` / `detach` events, in Docker's shape."""
         row = self.get(cid)
         if row is not None:
-            self.events.append([NewEvent("container", action, cid, self._attrs(row))])
+            self._note(row, action)

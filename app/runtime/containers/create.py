@@ -7,9 +7,11 @@ import re
 import secrets
 
 from app.common.reference import ReferenceError, normalize_name
-from app.errors import Conflict, InvalidParameter, NotFound
+from app.errors import ConcurrentChange, Conflict, InvalidParameter, NotFound
 from app.events.model import NewEvent
+from app.runtime import faults
 from app.projections.containers import name_owner
+from app.projections.images import get_image
 from app.runtime.containers.createkeys import HOST_CONFIG, refuse_unapplied
 from app.runtime.containers.security import pid_mode, validate_host_config
 from app.runtime.containers.spec import (clamped_rlimits, command_of, extra_hosts, resources_from,
@@ -38,21 +40,30 @@ def _validate_config(config: dict) -> None:
             raise InvalidParameter(f"invalid environment variable: {entry}")
 
 
+class _NameTaken(Conflict):
+    def __init__(self, name: str, owner: str):
+        super().__init__(f'Conflict. The container name "/{name}" is already in use by container "{owner}". '
+                         "You have to remove (or rename) that container to be able to reuse that name.")
+
+
+def _name_free(conn, name: str) -> None:
+    """The name guard, run inside the append transaction."""
+    owner = name_owner(conn, name)
+    if owner is not None:
+        raise _NameTaken(name, owner)
+
+
 class CreateMixin:
     """Containers.create and .rename (mixed into the service)."""
 
-    def _name(self, requested: str | None) -> str:
-        if requested:
-            if not NAME_RE.match(requested):
-                raise InvalidParameter(f"Invalid container name ({requested}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are "
-                                       "allowed")
-            name = requested.lstrip("/")
-            taken = name_owner(self.events, name)
-            if taken:
-                raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
-                               f'"{taken}". You have to remove (or rename) that container to be able to '
-                               "reuse that name.")
-            return name
+    def _requested_name(self, requested: str) -> str:
+        if not NAME_RE.match(requested):
+            raise InvalidParameter(f"Invalid container name ({requested}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are "
+                                   "allowed")
+        return requested.lstrip("/")
+
+    def _generated_name(self) -> str:
+        """moby's namesgenerator shape; a random suffix once the small space looks crowded."""
         for _ in range(100):
             name = f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}"
             if name_owner(self.events, name) is None:
@@ -103,30 +114,57 @@ class CreateMixin:
         mode = host_config.get("NetworkMode") or "default"
         if mode not in ("default", "bridge", "none", "host"):
             raise NotFound(f"network {mode} not found")
-        with self.lock:
-            cname = self._name(name)
-            cid = secrets.token_hex(32)
-            image_labels = {k: v for k, v in (image_cfg.get("Labels") or {}).items()
-                            if isinstance(k, str) and isinstance(v, str)}    # an image config is untrusted
-            labels = {**image_labels, **(config.pop("Labels", None) or {})}
+        cname = self._requested_name(name) if name else None
+        if cname and (owner := name_owner(self.events, cname)):
+            raise _NameTaken(cname, owner)          # early, before any work; the guard decides for real
+        cid = secrets.token_hex(32)
+        image_labels = {k: v for k, v in (image_cfg.get("Labels") or {}).items()
+                        if isinstance(k, str) and isinstance(v, str)}    # an image config is untrusted
+        labels = {**image_labels, **(config.pop("Labels", None) or {})}
+        image_id = row.id
+
+        def create_event(chosen: str) -> list[NewEvent]:
             # Labels are stored once, in this payload; /events adds them to every event of the container
             # when it sends it (app/events/labels.py), as Docker's events carry them.
-            attrs = {"image": image_ref, "name": cname}
-            self.events.append([NewEvent("container", "create", cid, attrs, payload={
-                "config": config, "host_config": host_config, "image_id": row.id, "labels": labels,
-                "command": command})])
-        return cid
+            return [NewEvent("container", "create", cid, {"image": image_ref, "name": chosen}, expected_version=0,
+                             payload={"config": config, "host_config": host_config, "image_id": image_id,
+                                      "labels": labels, "command": command})]
+
+        def guard(conn, chosen: str) -> None:
+            _name_free(conn, chosen)
+            if get_image(conn, image_id) is None:   # deleted since it was resolved: nothing may refer to it
+                raise NotFound(f"No such image: {image_ref}")
+
+        chosen = cname or self._generated_name()
+        faults.point("create:before-append")
+        for _ in range(5):
+            try:
+                self.events.append(create_event(chosen), guard=lambda conn: guard(conn, chosen))
+                return cid
+            except _NameTaken:
+                if cname:
+                    raise
+                chosen = self._generated_name()     # a generated name taken meanwhile: draw again
+        raise Conflict("could not find a free container name")
 
     def rename(self, ref: str, new_name: str) -> None:
         if not new_name:
             raise InvalidParameter("Neither old nor new names may be empty")
-        with self.lock:
-            row = self.resolve(ref)
-            if new_name.lstrip("/") == row.name:
-                raise InvalidParameter("Renaming a container with the same name as its current name")
-            try:
-                name = self._name(new_name)
-            except Conflict as err:
-                raise Conflict(f"Error when allocating new name: {err}") from None
+        row = self.resolve(ref)
+        if new_name.lstrip("/") == row.name:
+            raise InvalidParameter("Renaming a container with the same name as its current name")
+        name = self._requested_name(new_name)
+        for attempt in range(2):
             attrs = {**self._attrs(row), "name": name, "oldName": "/" + row.name}
-            self.events.append([NewEvent("container", "rename", row.id, attrs)])
+            try:
+                self.events.append([NewEvent("container", "rename", row.id, attrs, expected_version=row.version)],
+                                   guard=lambda conn: _name_free(conn, name))
+                return
+            except _NameTaken as err:
+                raise Conflict(f"Error when allocating new name: {err}") from None
+            except ConcurrentChange:
+                fresh = self.get(row.id)            # changed meanwhile (renamed, started …): decide again
+                if attempt or fresh is None:
+                    raise NotFound(f"No such container: {ref}") if fresh is None else Conflict(
+                        f"container {row.id} changed while it was being renamed; try again") from None
+                row = fresh

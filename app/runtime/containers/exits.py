@@ -68,7 +68,7 @@ class ExitsMixin:
             events.append(NewEvent("container", "die", cid, {
                 **self._attrs(row), "exitCode": str(code),
                 "execDuration": str(max(0, (time.time_ns() - started) // 1_000_000_000))}))
-            self.events.append(events)
+            self._record(row, events)
             entry.changed.notify_all()
             faults.point("exit:after-die")
             if row.host_config.get("AutoRemove"):    # `docker run --rm`

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import threading
 
-from app.events.model import NewEvent
 
 
 # Mount points runc creates in the rootfs (Docker keeps them in an "-init" layer under the container's
@@ -66,7 +65,7 @@ class FsMixin:
 
         writer = threading.Thread(target=produce, name=f"export {cid[:12]}", daemon=True)
         writer.start()
-        self.events.append([NewEvent("container", "export", cid, self._attrs(row))])
+        self._note(row, "export")
 
         def chunks():
             try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import subprocess
 
 from app.errors import Conflict, InvalidParameter
-from app.events.model import NewEvent
 
 
 class ProcessesMixin:
@@ -30,5 +29,5 @@ class ProcessesMixin:
             fields = line.split(None, len(titles) - 1)
             if len(fields) > col and fields[col] in pids:
                 processes.append(fields)
-        self.events.append([NewEvent("container", "top", row.id, self._attrs(row))])
+        self._note(row, "top")
         return {"Titles": titles, "Processes": processes}

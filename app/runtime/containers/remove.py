@@ -67,7 +67,7 @@ class RemoveMixin:
         self.monitor.cleanup(cid, bundle)
         shutil.rmtree(bundle, ignore_errors=True)
         faults.point("rm:before-destroy")
-        self.events.append([NewEvent("container", "destroy", cid, self._attrs(row))])
+        self._record(row, [NewEvent("container", "destroy", cid, self._attrs(row))])
         recovery.unmark_removing(self, cid)
         self._release_attach_waiters(row.id)
         with self._tables_lock:

@@ -20,8 +20,8 @@ conmon, runc) never delays another's start, stop, rm or exit. Rules:
 - waits (`wait_exit`, `wait_condition`) sleep on the container's Condition, which releases its lock;
   finish and destroy notify it.
 Entries are counted by their users and dropped when the last one lets go: the registry holds only
-containers someone is acting on or waiting for.
-`lock` guards only name allocation in create and rename (create.py).
+containers someone is acting on or waiting for. Names need no lock: create and rename check them
+inside the append transaction (create.py's guards).
 """
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from app.config import Config
-from app.errors import InvalidParameter, NotFound
+from app.errors import ConcurrentChange, Conflict, InvalidParameter, NotFound
+from app.events.model import NewEvent
 from app.events.store import EventStore
 from app.projections import containers as q
 from app.projections.containers import Container
@@ -58,6 +59,10 @@ class _ContainerLock:
         self.users = 0
 
 
+def audit_stream(cid: str) -> str:
+    return f"container-audit:{cid}"
+
+
 class Containers(CreateMixin, StartMixin, StopMixin, ExitsMixin, RemoveMixin, AttachMixin, FsMixin,
                  ProcessesMixin):
     def __init__(self, events: EventStore, images, host: Host, config: Config, data_root: str):
@@ -72,7 +77,6 @@ class Containers(CreateMixin, StartMixin, StopMixin, ExitsMixin, RemoveMixin, At
         self.reaper = host.reaper
         self.dir = os.path.join(data_root, "containers")
         os.makedirs(self.dir, mode=0o711, exist_ok=True)
-        self.lock = threading.RLock()       # names only: create and rename (create.py)
         self._locks: dict[str, _ContainerLock] = {}
         self._locks_lock = threading.Lock()     # the registry; a leaf
         self._tables_lock = threading.Lock()    # _hubs and _attach_waiters as wholes; a leaf
@@ -168,6 +172,34 @@ class Containers(CreateMixin, StartMixin, StopMixin, ExitsMixin, RemoveMixin, At
 
     def bundle(self, cid: str) -> str:
         return os.path.join(self.dir, cid)
+
+    # ------------------------------------------------------------------------------ appends
+
+    def _record(self, row: Container, events: list[NewEvent]) -> None:
+        """Append events that change the container's state, decided on `row`: with its stream
+        version as expected_version, so a change that came in between is noticed. The decision is
+        retried once on a fresh read if the state it rested on is the same (a rename came between),
+        else, or if it changes again, the command fails with 409."""
+        stream = f"container:{row.id}"
+        for attempt in (0, 1):
+            first = next((ev for ev in events if ev.stream == stream), None)
+            if first is not None:       # the batch is one transaction: its first event carries the check
+                first.expected_version = row.version
+            try:
+                self.events.append(events)
+                return
+            except ConcurrentChange:
+                fresh = self.get(row.id)
+                if attempt or fresh is None or fresh.state != row.state:
+                    raise Conflict(f"container {row.id} was changed by another request meanwhile; try again") \
+                        from None
+                row = fresh
+
+    def _note(self, row: Container, action: str, **attrs) -> None:
+        """An audit event (attach, top, kill, stop …): shown by /events, changes no state, so it goes
+        to the container's audit stream and never makes a state change's expected_version stale."""
+        self.events.append([NewEvent("container", action, row.id, {**self._attrs(row), **attrs},
+                                     stream=audit_stream(row.id))])
 
     def _attrs(self, row: Container) -> dict:
         """Docker's attributes of a container event, labels aside: /events adds those (app/events/labels.py)."""

@@ -52,7 +52,7 @@ class StartMixin:
                 if attempt.cancelled.is_set():             # rm -f ended it; the removal follows
                     raise Conflict(f"container {row.id} was removed while it was starting") from failure
                 code = _exit_code_for(err)
-                self.events.append([NewEvent("container", "start-failed", row.id, self._attrs(row),
+                self._record(row, [NewEvent("container", "start-failed", row.id, self._attrs(row),
                                                    payload={"error": str(err), "exit_code": code})])
                 if row.host_config.get("AutoRemove"):
                     self.remove(row.id, force=True)     # as Docker: a --rm container that cannot start goes
@@ -120,7 +120,7 @@ class StartMixin:
             faults.point("start:after-release")
             attempt.check(cid)
             # in the undone part: a start whose event cannot be written leaves no process behind
-            self.events.append([NewEvent("container", "start", cid, self._attrs(row), payload={"pid": pid})])
+            self._record(row, [NewEvent("container", "start", cid, self._attrs(row), payload={"pid": pid})])
         except BaseException:
             self._undo_start(cid, bundle, pid, attempt)
             raise

@@ -29,8 +29,7 @@ class StopMixin:
                 if "not running" in str(err):   # it exited just now; the watcher records it
                     raise not_running from err
                 raise
-            self.events.append([NewEvent("container", "kill", row.id,
-                                               {**self._attrs(row), "signal": str(number)})])
+            self._note(row, "kill", signal=str(number))
 
     def stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
         row = self.resolve(ref)
@@ -53,7 +52,7 @@ class StopMixin:
                 pass
             self.wait_exit(row.id, None)
         # `row` may be gone by now (AutoRemove); its attributes still name the container
-        self.events.append([NewEvent("container", "stop", row.id, self._attrs(row))])
+        self._note(row, "stop")
 
     def pause(self, ref: str) -> None:
         with self._locked_row(ref) as row:
@@ -62,7 +61,7 @@ class StopMixin:
             if row.state != "running":
                 raise Conflict(f"container {row.id} is not running")
             self.runc.pause(row.id)       # the cgroup freezer
-            self.events.append([NewEvent("container", "pause", row.id, self._attrs(row))])
+            self._record(row, [NewEvent("container", "pause", row.id, self._attrs(row))])
 
     def _thaw(self, cid: str) -> None:
         """Unfreeze a paused container so a signal sent to it takes effect (Docker does the same)."""
@@ -73,14 +72,14 @@ class StopMixin:
                     self.runc.resume(cid)
                 except RuncError:
                     return
-                self.events.append([NewEvent("container", "unpause", cid, self._attrs(row))])
+                self._record(row, [NewEvent("container", "unpause", cid, self._attrs(row))])
 
     def unpause(self, ref: str) -> None:
         with self._locked_row(ref) as row:
             if row.state != "paused":
                 raise Conflict(f"Container {row.id} is not paused")
             self.runc.resume(row.id)
-            self.events.append([NewEvent("container", "unpause", row.id, self._attrs(row))])
+            self._record(row, [NewEvent("container", "unpause", row.id, self._attrs(row))])
 
     def restart(self, ref: str, timeout: int | None = None) -> None:
         row = self.resolve(ref)
@@ -88,4 +87,4 @@ class StopMixin:
             self.stop(row.id, timeout)
         self.start(row.id)
         row = self.resolve(row.id)
-        self.events.append([NewEvent("container", "restart", row.id, self._attrs(row))])
+        self._note(row, "restart")

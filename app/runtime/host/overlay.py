@@ -4,21 +4,32 @@ and the changes it made to them (`docker diff`).
     <container dir>/upper   what the container wrote (whiteouts: 0/0 char devices, opaque xattr)
     <container dir>/work    overlayfs scratch
     <container dir>/rootfs  the mount point runc uses as root.path
+
+Layer count: mount(2) copies one page (4096 bytes) of options, and the image store's lowerdirs are
+~90 bytes each (<data-root>/image/layers/<64 hex>/diff), so the old `lowerdir=a:b:…` string held ~40
+layers. On Linux ≥ 6.8 each layer is instead its own `lowerdir+` fsconfig call (the new mount API),
+bounded only by overlayfs's stack of 500 lowers. Older kernels get mount(2) with each layer as
+/proc/self/fd/N of an O_PATH fd when the plain paths do not fit (~19 bytes a layer: ~200 layers).
+Neither keeps any state (no short-link dir to create, race over, or garbage-collect) or needs a cwd.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import errno
+import functools
 import os
 import stat
 
+from app.runtime.host import fsmount
 from app.runtime.host.errors import HostError, describe_os_error
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 MNT_DETACH = 2
 OVERLAY_XATTR_PREFIX = "trusted.overlay."     # overlayfs's own xattrs: never part of a layer
 OPAQUE_XATTR = OVERLAY_XATTR_PREFIX + "opaque"
+PAGE = 4096                 # mount(2) copies at most one page of options
+MAX_LOWER_LAYERS = 500      # overlayfs's OVL_MAX_STACK: more lowers are refused with EINVAL
 
 
 class MountError(HostError):
@@ -58,11 +69,52 @@ def mount_rootfs(container_dir: str, lowerdirs: list[str]) -> str:
     if missing is not None:         # the kernel would only say ENOENT; name the damaged layer
         raise MountError(errno.ENOENT, f"error mounting the container's root filesystem: image layer "
                                        f"directory {missing} is missing (remove the image and pull or load it again)")
-    options = f"lowerdir={':'.join(reversed(lowerdirs))},upperdir={upper},workdir={work}"
-    if len(options) >= 4096:  # the kernel copies at most one page of mount data
-        raise MountError(errno.E2BIG, f"overlay options for {len(lowerdirs)} layers exceed one page")
-    _mount("overlay", rootfs, "overlay", options)
+    mount_overlay(lowerdirs, upper, work, rootfs)
     return rootfs
+
+
+@functools.cache
+def lowerdir_plus() -> bool:
+    """Whether overlayfs takes one `lowerdir+` per layer through fsconfig (Linux 6.8)."""
+    return fsmount.supports_option("overlay", "lowerdir+", "/")
+
+
+def mount_overlay(lowerdirs: list[str], upper: str, work: str, target: str, *, legacy: bool = False) -> None:
+    """Mount an overlay of `lowerdirs` (bottom first) at `target`; `legacy` forces mount(2)."""
+    if len(lowerdirs) > MAX_LOWER_LAYERS:
+        raise MountError(errno.E2BIG, f"overlay of {len(lowerdirs)} layers: the kernel stacks at most "
+                                      f"{MAX_LOWER_LAYERS}")
+    if not legacy and lowerdir_plus():
+        try:
+            with fsmount.FsContext("overlay") as ctx:
+                ctx.set("source", "overlay")               # as mount(2) named it in the mount table
+                for lower in reversed(lowerdirs):          # the topmost lower first, as in lowerdir=
+                    ctx.set("lowerdir+", lower)
+                ctx.set("upperdir", upper)
+                ctx.set("workdir", work)
+                ctx.mount_at(target)
+        except OSError as err:
+            raise MountError(err.errno, str(err.strerror)) from None
+        return
+    tail = f",upperdir={upper},workdir={work}"
+    options = f"lowerdir={':'.join(reversed(lowerdirs))}{tail}"
+    if len(options) < PAGE:
+        _mount("overlay", target, "overlay", options)
+        return
+    # Too long as paths: name each layer by an O_PATH fd of this process, which the kernel resolves
+    # while it parses the options; the fds can go once the mount holds the layers.
+    fds: list[int] = []
+    try:
+        for lower in reversed(lowerdirs):
+            fds.append(os.open(lower, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        options = "lowerdir=" + ":".join(f"/proc/self/fd/{fd}" for fd in fds) + tail
+        if len(options) >= PAGE:
+            raise MountError(errno.E2BIG, f"overlay options for {len(lowerdirs)} layers exceed one page "
+                                          "(this kernel has no overlayfs lowerdir+, Linux 6.8)")
+        _mount("overlay", target, "overlay", options)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def unmount_rootfs(container_dir: str) -> None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from app.common.reference import ReferenceError, is_image_id, parse_reference
 from app.common.timeparse import rfc3339_nano as rfc3339
 from app.config import Config
-from app.errors import Conflict, InvalidParameter, NotFound
+from app.errors import ConcurrentChange, Conflict, InvalidParameter, NotFound
 from app.events.model import NewEvent
 from app.events.store import EventStore
 from app.projections import images as q
@@ -50,7 +50,7 @@ def parse_created(value: str | None) -> int:
 class Images:
     def __init__(self, events: EventStore, root: str, config: Config):
         self.events = events
-        self.config_ = config
+        self.config = config
         self.store = ImageStore(root)
         # One image change at a time: commit files, append events, collect garbage. Uploads stream
         # into private staging directories outside this lock.
@@ -63,7 +63,7 @@ class Images:
 
     def limits(self) -> safetar.Limits:
         """The daemon's bounds for one uploaded archive (--max-upload-size, --min-free-space)."""
-        cfg = self.config_
+        cfg = self.config
         return safetar.Limits(max_bytes=cfg.max_upload_size, min_free=cfg.min_free_space)
 
     # ------------------------------------------------------------------------------ lookups
@@ -192,13 +192,26 @@ class Images:
         return NewEvent("image", "untag", image_id, {"name": image_id}, payload={"ref": ref})
 
     def delete(self, name: str, force: bool, noprune: bool) -> list[dict]:
-        """`docker rmi`, with moby's rules (daemon/images/image_delete.go) and wording."""
+        """`docker rmi`, with moby's rules (daemon/images/image_delete.go) and wording. The rules are
+        decided on a read of the containers using the image; the append checks, inside its transaction,
+        that this set is still the same (a create of a container from this image may have come in
+        between), and the decision is taken again once if it is not."""
+        try:
+            return self._delete(name, force, noprune)
+        except ConcurrentChange:
+            return self._delete(name, force, noprune)
+
+    def _delete(self, name: str, force: bool, noprune: bool) -> list[dict]:
         with self.lock:
             row, by_ref = self.resolve(name)
             image_id, short = row.id, row.id[7:19]
             refs = self.refs_of(image_id)
             users = self.users(image_id)
             running = [cid for cid, state in users if state in ("running", "paused", "restarting")]
+
+            def same_users(conn) -> None:
+                if sorted(containers_using_image(conn, image_id)) != sorted(users):
+                    raise ConcurrentChange(f"the containers using image {short} changed")
             events: list[NewEvent] = []
             records: list[dict] = []
             removed_last_ref = False
@@ -209,7 +222,7 @@ class Images:
                 events.append(self._untag(image_id, by_ref))
                 records.append({"Untagged": by_ref})
                 if len(refs) > 1:          # other names remain: untagging was the whole job
-                    self.events.append(events)
+                    self.events.append(events, guard=same_users)
                     return records
                 removed_last_ref = True
                 refs = []
@@ -225,7 +238,7 @@ class Images:
                             "multiple repositories")
             if conflict:
                 if removed_last_ref:       # the name is gone; the image stays, dangling, as in Docker
-                    self.events.append(events)
+                    self.events.append(events, guard=same_users)
                     return records
                 raise Conflict(conflict)
             for ref in refs:
@@ -235,7 +248,7 @@ class Images:
             records.append({"Deleted": image_id})
             kept = {c for other in q.list_images(self.events) if other.id != image_id
                     for c in chain_ids(other.diff_ids)}
-            self.events.append(events)
+            self.events.append(events, guard=same_users)
             records += [{"Deleted": chain} for chain in reversed(self.chains(row)) if chain not in kept]
             self.collect_garbage()
             return records
