@@ -254,3 +254,33 @@ def test_bounds_answer_503_and_431(make_daemon):
         assert ping_seconds(d.sock) < 0.5
     finally:
         d.stop()
+
+
+def test_sequential_runs_leave_no_store_readers_behind(busy_daemon):
+    """Each `docker run --rm` (create, attach, wait?condition=removed, start) has two stream threads
+    that read the event store. Their reader connections were kept after the threads ended: two more
+    per run, for good (~300 KiB of RSS each run). Now a live thread holds at most one and ended
+    threads leave at most IDLE_READERS idle ones."""
+    from app.events.store import IDLE_READERS
+    d = busy_daemon("--threads", "8")
+    client = docker.APIClient(base_url=d.host, version="1.45", timeout=30)
+    try:
+        for _ in range(30):
+            cid = client.create_container("busybox", ["true"],
+                                          host_config=client.create_host_config(auto_remove=True))["Id"]
+            attach = client.attach_socket(cid, params={"stdout": 1, "stderr": 1, "stream": 1})
+            waited: list = []
+            waiter = threading.Thread(target=lambda: waited.append(client.wait(cid, condition="removed")))
+            waiter.start()
+            client.start(cid)
+            raw = getattr(attach, "_sock", attach)
+            while raw.recv(4096):
+                pass
+            raw.close()
+            waiter.join(30)
+            assert waited and waited[0]["StatusCode"] == 0
+        assert until(lambda: server_counts(d)["Streams"] == 0, timeout=3)
+        counts = server_counts(d)
+        assert counts["StoreReaders"] <= counts["Threads"] + IDLE_READERS, counts
+    finally:
+        client.close()
