@@ -85,7 +85,7 @@ def wait_container(ref):
     after_seq = current_engine().store.last_seq
     sock = request.environ.get("berth.socket")      # to notice a client that stopped waiting
     # off the worker pool once the head is out (app/streams.py); None under the Flask test client
-    stream = admit_stream(request.environ, kind="wait")
+    stream = admit_stream(request.environ, kind="wait", reusable=True)
     client_gone = stream.client_gone if stream is not None else (lambda: peer_hung_up(sock))
 
     def body():
