@@ -83,6 +83,11 @@ def wait_container(ref):
     row = containers.resolve(ref)
     cid = row["id"]
     after_seq = current_engine().store.last_seq
+    # A condition that already holds (a wait after the exit) is answered here, without a stream: its
+    # thread and hand-off cost ~1.4 ms. `client_gone` true = look once, never block (None: it does not).
+    code = containers.wait_condition(cid, condition, after_seq, lambda: True)
+    if code is not None:
+        return Response(json.dumps({"StatusCode": code, "Error": None}) + "\n", mimetype="application/json")
     sock = request.environ.get("berth.socket")      # to notice a client that stopped waiting
     # off the worker pool once the head is out (app/streams.py); None under the Flask test client
     stream = admit_stream(request.environ, kind="wait", reusable=True)

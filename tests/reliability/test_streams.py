@@ -308,50 +308,58 @@ def _read_chunked(s: socket.socket, data: bytes) -> tuple[bytes, bytes]:
 def test_a_finished_wait_gives_its_connection_back_for_the_next_request(busy_daemon):
     """The /wait stream runs off the pool; once its chunked response has ended, its kept-alive
     connection goes back to the gate (it was closed, and clients such as docker-py had to reconnect
-    for their next call). A client that asked for close, or left while waiting, gets no reuse."""
+    for their next call). A client that asked for close, or left while waiting, gets no reuse. A wait
+    whose condition already holds is answered at once, without a stream."""
     d = busy_daemon("--threads", "8")
     client = docker.APIClient(base_url=d.host, version="1.45", timeout=30)
     try:
-        cid = client.create_container("busybox", ["sh", "-c", "exit 3"])["Id"]
-        client.start(cid)
-        assert client.wait(cid)["StatusCode"] == 3
-        wait = f"POST /v1.45/containers/{cid}/wait HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+        cid = client.create_container("busybox", ["sleep", "300"])["Id"]
+
+        def wait_request(extra: str = "") -> bytes:
+            return (f"POST /v1.45/containers/{cid}/wait HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                    f"{extra}\r\n").encode()
+
         s = _connect(d.sock)
         for _ in range(3):          # the same connection, again and again
-            s.sendall((wait + "\r\n").encode())
+            client.start(cid)
+            s.sendall(wait_request())
             head = _read_head(s)
             assert head.startswith(b"HTTP/1.1 200"), head
+            assert b"transfer-encoding: chunked" in head.lower()        # the stream, not the shortcut
             assert b"connection: close" not in head.lower()
+            assert server_counts(d)["Streams"] == 1
+            client.kill(cid)
             body, rest = _read_chunked(s, head.split(b"\r\n\r\n", 1)[1])
-            assert json.loads(body)["StatusCode"] == 3 and rest == b""
+            assert json.loads(body)["StatusCode"] == 137 and rest == b""
+        s.sendall(wait_request())   # exited: answered at once, without a stream
+        head = _read_head(s)
+        assert head.startswith(b"HTTP/1.1 200") and b"content-length:" in head.lower(), head
         s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert _read_head(s).startswith(b"HTTP/1.1 200")
+        assert b"HTTP/1.1 200" in _read_head(s)
         assert until(lambda: server_counts(d)["Streams"] == 0, timeout=3)
-        assert server_counts(d)["Connections"] >= 1     # ours, idle and counted again
         s.close()
 
         s = _connect(d.sock)        # Connection: close is honoured
-        s.sendall((wait + "Connection: close\r\n\r\n").encode())
+        client.start(cid)
+        s.sendall(wait_request("Connection: close\r\n"))
         head = _read_head(s)
         assert b"connection: close" in head.lower()
+        client.kill(cid)
         _read_chunked(s, head.split(b"\r\n\r\n", 1)[1])
         assert s.recv(4096) == b""
         s.close()
 
-        running = client.create_container("busybox", ["sleep", "300"])["Id"]
-        client.start(running)
+        client.start(cid)
         before = server_counts(d)["Connections"]
         left = [_connect(d.sock) for _ in range(20)]    # wait, then leave before the exit
         for s in left:
-            s.sendall(f"POST /v1.45/containers/{running}/wait HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
-                      .encode())
+            s.sendall(wait_request())
             assert _read_head(s).startswith(b"HTTP/1.1 200")
         assert server_counts(d)["Streams"] == 20
         for s in left:
             s.close()
         assert until(lambda: server_counts(d)["Streams"] == 0, timeout=3), server_counts(d)
         assert until(lambda: server_counts(d)["Connections"] <= before, timeout=3), server_counts(d)
-        client.remove_container(running, force=True)
-        client.remove_container(cid)
+        client.remove_container(cid, force=True)
     finally:
         client.close()
