@@ -332,22 +332,24 @@ class BerthGateway(wsgi.Gateway_10):
             except OSError:
                 pass                        # the client went away
             finally:
-                if hasattr(response, "close"):
-                    response.close()
-                if reuse:
-                    # after the registry has let go of the socket, so the gate has it alone; a client
-                    # that left (or the daemon stopping) cancelled the stream: then it is closed
-                    stream.after_release(lambda: conn.stream_done(done and not stream.client_gone()))
-                else:
-                    try:
-                        sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                    try:
-                        conn.wfile.close()
-                    except OSError:
-                        pass
-                    sock.close()
+                try:
+                    if hasattr(response, "close"):
+                        response.close()
+                finally:
+                    if reuse:
+                        # after the registry has let go of the socket, so the gate has it alone; a
+                        # client that left (or the daemon stopping) cancelled the stream: closed then
+                        stream.after_release(lambda: conn.stream_done(done and not stream.client_gone()))
+                    else:
+                        try:
+                            sock.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+                        try:
+                            conn.wfile.close()
+                        except OSError:
+                            pass
+                        sock.close()
 
         try:
             stream.run(pump)

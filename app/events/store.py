@@ -7,10 +7,10 @@ can drop the last transactions, which FULL would also protect at 4x the cost per
 
 Concurrency: one writer connection behind a lock (SQLite allows one writer anyway), one reader
 connection per thread (WAL readers never block the writer). A thread's reader goes back to a small
-idle pool when the thread ends (each stream has a short-lived thread of its own; kept per thread,
-every `docker run` left two connections behind, ~300 KiB of SQLite memory). `seq` is assigned inside the writer lock,
-so a reader that saw seq N has seen every seq below it: /events can replay by `seq > cursor` and then
-tail without a gap.
+idle pool when the thread ends: each stream has a short-lived thread of its own, and readers kept per
+thread for good left two connections (~300 KiB of SQLite memory) behind every `docker run`. `seq` is
+assigned inside the writer lock, so a reader that saw seq N has seen every seq below it: /events can
+replay by `seq > cursor` and then tail without a gap.
 """
 from __future__ import annotations
 
