@@ -16,7 +16,7 @@ Targets: (b) <= 2.5x (a); (e) <= 10 ms; idle RSS <= 60 MiB; <= 1 MiB PSS per con
 
 --compare CHECKOUT (another checkout of berth, e.g. a `git worktree add --detach` of an older commit)
 also measures that tree in the same run: (a) on a bundle whose config.json that tree's spec builder
-wrote (same rootfs), (b), (c) our CLI and (d) against a second daemon started from CHECKOUT's cli.py
+wrote (same rootfs), (b), (c) (both CLIs) and (d) against a second daemon started from CHECKOUT's cli.py
 (its own temp data root and cgroup parent, the same busybox image); (g) too. Runs of the two trees alternate
 (A B B A ...), so drifts of the machine's load hit both alike; medians of both, the ratio this tree /
 CHECKOUT and each to its own floor are printed. Nothing is written into CHECKOUT (bytecode goes to a
@@ -186,6 +186,10 @@ class Tree:
         subprocess.run(self.cli + ["run", "--rm", "busybox", "true"], check=True, env=self.env,
                        stdout=subprocess.DEVNULL)
 
+    def docker_cli(self) -> None:
+        subprocess.run([shutil.which("docker"), "-H", f"unix://{self.sock}", "run", "--rm", "busybox", "true"],
+                       check=True, env=self.env, stdout=subprocess.DEVNULL)
+
     def stop(self) -> None:
         for client in self.clients:
             client.close()
@@ -256,13 +260,10 @@ def main() -> int:
         interleaved(trees, "our CLI", runs, Tree.our_cli)
         burst_rounds = max(3, runs // 4)
         bursts(trees, burst_rounds)
+        if shutil.which("docker"):
+            interleaved(trees, "docker CLI", runs, Tree.docker_cli)
         cur = trees[0]
         api = cur.api
-        if shutil.which("docker"):
-            cmd = [shutil.which("docker"), "-H", f"unix://{cur.sock}", "run", "--rm", "busybox", "true"]
-            docker_cli = lambda: subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)  # noqa: E731
-            docker_cli()                                # warm-up
-            cur.times["docker CLI"] = [timed(docker_cli) for _ in range(runs)]
 
         started = []
         for _ in range(running):
@@ -315,7 +316,10 @@ def main() -> int:
             print(f"   {'':<36}{'this tree':>11}{'compared':>11}{'this/compared':>15}"
                   f"{'this/floor':>12}{'cmp/own floor':>15}{'cmp/this floor':>16}")
             for key, name in (("floor", "(a) raw runc run true"), ("api", "(b) API create+start+wait+rm"),
+                              ("docker CLI", "(c) docker CLI run --rm busybox true"),
                               ("our CLI", "(c) our CLI run --rm busybox true"), ("pair", "(d) run -d + rm -f pair")):
+                if key not in t:
+                    continue
                 a, b = med(t[key]), med(o[key])
                 print(f"   {name:<36}{a:>8.1f} ms{b:>8.1f} ms{a / b:>14.2f}x{a / floor:>11.2f}x"
                       f"{b / ofloor:>14.2f}x{b / floor:>15.2f}x")
