@@ -27,7 +27,9 @@ from app.runtime.containers.fs import FsMixin
 from app.runtime.containers.processes import ProcessesMixin
 from app.runtime.containers.remove import RemoveMixin
 from app.runtime.containers.start import StartMixin
+from app.runtime.containers.stats import StatsMixin
 from app.runtime.containers.stop import StopMixin
+from app.runtime.containers.update import UpdateMixin
 from app.runtime.host import Host
 from app.runtime.host.exitwatch import ExitDirWatch
 
@@ -37,7 +39,7 @@ def audit_stream(cid: str) -> str:
 
 
 class Containers(CreateMixin, StartMixin, StopMixin, ExitsMixin, RemoveMixin, AttachMixin, FsMixin,
-                 ProcessesMixin):
+                 ProcessesMixin, StatsMixin, UpdateMixin):
     def __init__(self, events: EventStore, images, host: Host, config: Config, data_root: str):
         self.events = events
         self.images = images
