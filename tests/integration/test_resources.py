@@ -111,3 +111,86 @@ def test_docker_py_df(docker_client, busybox):
         assert [x["Id"] for x in df["Containers"]] == [c.id]
     finally:
         c.remove(force=True)
+
+
+# ------------------------------------------------------------------------------------------ our CLI
+
+STATS_HEADER = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
+
+
+def _columns(line: str) -> list[str]:
+    import re
+    return re.split(r"\s{2,}", line.strip())
+
+
+def test_cli_stats_no_stream_update_and_system_df(daemon, busybox):
+    cid = daemon.cli("run", "-d", "--name", "st1", "-m", "64m", "busybox", "sleep", "60", check=True).stdout.strip()
+    try:
+        r = daemon.cli("stats", "--no-stream", check=True)
+        header, row = r.stdout.splitlines()
+        assert _columns(header) == STATS_HEADER
+        cols = _columns(row)
+        assert cols[0] == cid[:12] and cols[1] == "st1" and cols[2].endswith("%")
+        assert cols[3].endswith(" / 64MiB") and cols[7] == "1"
+        r = daemon.cli("stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}", "st1", check=True)
+        assert r.stdout.startswith("st1 ") and r.stdout.strip().endswith("/ 64MiB")
+        r = daemon.cli("stats", "--no-stream", "--format", "json", "st1", check=True)
+        assert set(json.loads(r.stdout)) == {"BlockIO", "CPUPerc", "Container", "ID", "MemPerc", "MemUsage", "Name",
+                                             "NetIO", "PIDs"}
+        r = daemon.cli("stats", "--no-stream", "nosuch")
+        assert r.returncode == 1 and "Error response from daemon: No such container: nosuch" in r.stderr
+
+        r = daemon.cli("update", "-m", "32m", "--memory-swap", "64m", "--cpus", "0.5", "--pids-limit", "30", "st1")
+        assert r.returncode == 0 and r.stdout.strip() == "st1", r.stderr
+        assert _cgroup(daemon, cid, "memory", "memory.limit_in_bytes") == str(32 << 20)
+        assert _cgroup(daemon, cid, "cpu", "cpu.cfs_quota_us") == "50000"
+        assert _cgroup(daemon, cid, "pids", "pids.max") == "30"
+        r = daemon.cli("update", "st1")
+        assert r.returncode == 1 and "You must provide one or more flags when using this command." in r.stderr
+        r = daemon.cli("update", "--blkio-weight", "300", "st1")
+        assert r.returncode == 1 and "berth does not support HostConfig.BlkioWeight yet" in r.stderr
+        r = daemon.cli("update", "--cpuset-cpus", "0-99", "st1")
+        assert r.returncode == 1 and "Requested CPUs are not available - requested 0-99" in r.stderr
+
+        r = daemon.cli("system", "df", check=True)
+        lines = r.stdout.splitlines()
+        assert _columns(lines[0]) == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+        assert [_columns(line)[:3] for line in lines[1:]] == [["Images", "1", "1"], ["Containers", "1", "1"],
+                                                             ["Local Volumes", "0", "0"], ["Build Cache", "0", "0"]]
+        r = daemon.cli("system", "df", "-v", check=True)
+        assert "Images space usage:" in r.stdout and "Containers space usage:" in r.stdout
+        assert "Build cache usage: 0B" in r.stdout and "st1" in r.stdout
+    finally:
+        daemon.cli("rm", "-f", cid)
+
+
+# ------------------------------------------------------------------------------------------ docker CLI
+
+@needs_docker_cli
+def test_docker_cli_stats_update_and_system_df(daemon, busybox):
+    r = docker_cli(daemon, "run", "-d", "--name", "dst", "busybox", "sleep", "60")
+    cid = r.stdout.strip()
+    try:
+        r = docker_cli(daemon, "stats", "--no-stream")
+        assert r.returncode == 0, r.stderr
+        header, row = r.stdout.splitlines()
+        assert _columns(header) == STATS_HEADER
+        cols = _columns(row)
+        assert cols[0] == cid[:12] and cols[1] == "dst" and cols[2].endswith("%") and cols[7] == "1"
+        r = docker_cli(daemon, "update", "--cpu-shares", "300", "--memory", "48m", "--memory-swap", "96m", "dst")
+        assert r.returncode == 0 and r.stdout.strip() == "dst", r.stderr
+        assert _cgroup(daemon, cid, "cpu", "cpu.shares") == "300"
+        assert _cgroup(daemon, cid, "memory", "memory.limit_in_bytes") == str(48 << 20)
+        r = docker_cli(daemon, "inspect", "-f", "{{.HostConfig.CpuShares}} {{.HostConfig.Memory}}", "dst")
+        assert r.stdout.strip() == f"300 {48 << 20}"
+        r = docker_cli(daemon, "update", "--restart", "always", "dst")
+        assert r.returncode != 0 and "berth does not support HostConfig.RestartPolicy yet" in r.stderr
+        r = docker_cli(daemon, "system", "df")
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert _columns(lines[0]) == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+        assert _columns(lines[1])[:3] == ["Images", "1", "1"] and _columns(lines[2])[:3] == ["Containers", "1", "1"]
+        r = docker_cli(daemon, "system", "df", "-v")
+        assert r.returncode == 0 and "dst" in r.stdout, r.stderr
+    finally:
+        docker_cli(daemon, "rm", "-f", cid)
