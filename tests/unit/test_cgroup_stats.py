@@ -125,3 +125,36 @@ def test_update_body_is_what_the_docker_cli_sends():
     body = update_body(args)
     assert body["NanoCpus"] == 1_500_000_000 and body["Memory"] == 64 << 20 and body["MemorySwap"] == -1
     assert body["PidsLimit"] is None and body["RestartPolicy"] == {}
+
+
+# ------------------------------------------------------------------------------------------ attach/ws framing
+
+def test_websocket_frames_both_ways():
+    import io
+    import struct
+    from app.api.container_attach_ws import OP_BINARY, OP_PONG, WsReader, encode_frame, unmask
+    assert encode_frame(OP_BINARY, b"hi") == b"\x82\x02hi"
+    assert encode_frame(OP_BINARY, b"x" * 200)[:4] == b"\x82\x7e\x00\xc8"
+    assert encode_frame(OP_BINARY, b"x" * 70000)[:2] == b"\x82\x7f"
+    key = b"\x01\x02\x03\x04"
+    assert unmask(unmask(b"hello world", key), key) == b"hello world"
+
+    def client_frame(opcode: int, payload: bytes) -> bytes:
+        return struct.pack("!BB", 0x80 | opcode, 0x80 | len(payload)) + key + unmask(payload, key)
+
+    class Out:
+        def __init__(self):
+            self.frames = []
+
+        def send_frame(self, opcode, payload):
+            self.frames.append((opcode, payload))
+
+    out = Out()
+    data = client_frame(9, b"p") + client_frame(1, b"text\n") + client_frame(2, b"bin") + client_frame(8, b"")
+    reader = WsReader(io.BufferedReader(io.BytesIO(data)), out)
+    assert reader.read1() == b"text\n" and out.frames == [(OP_PONG, b"p")]
+    assert reader.read1() == b"bin"
+    assert reader.read1() == b"" and out.frames[-1] == (8, struct.pack("!H", 1000))
+    big = struct.pack("!BBQ", 0x82, 0xFF, 1 << 40) + key         # a 1 TiB claim: refused, nothing read
+    out2 = Out()
+    assert WsReader(io.BufferedReader(io.BytesIO(big)), out2).read1() == b"" and out2.frames[-1][0] == 8
