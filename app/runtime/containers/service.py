@@ -1,5 +1,5 @@
 """The containers service: one object, its verbs in one module each (create.py, start.py, stop.py,
-exits.py, remove.py, attach.py, fs.py, processes.py), mixed in here.
+exits.py, remove.py, attach.py, fs.py, processes.py, stats.py, update.py), mixed in here.
 
 The containers projection is the state; every change is an appended event. Runtime facts (an exit
 file appeared, conmon vanished while the daemon was down) enter as events too, from `reconcile` at
