@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def register_api(flask_app) -> None:
+    from app.api.container_archive import bp as container_archive_bp
     from app.api.container_attach import bp as container_attach_bp
     from app.api.container_list import bp as container_list_bp
     from app.api.containers import bp as containers_bp
@@ -14,6 +15,7 @@ def register_api(flask_app) -> None:
     flask_app.register_blueprint(container_list_bp)      # before <ref> routes: /containers/json
     flask_app.register_blueprint(containers_bp)
     flask_app.register_blueprint(container_attach_bp)
+    flask_app.register_blueprint(container_archive_bp)
     flask_app.register_blueprint(images_bp)
 
 
