@@ -180,5 +180,5 @@ def test_our_cli_cp_both_ways(daemon, busybox, tmp_path):
     r = daemon.cli("cp", f"{cid}:/nope", str(tmp_path / "x"))
     assert r.returncode == 1 and "Could not find the file /nope in container" in r.stderr
     r = daemon.cli("cp", str(tmp_path / "file"), f"{cid}:/tmp/renamed/")
-    assert r.returncode == 1 and "not a directory" in r.stderr
+    assert r.returncode == 1 and "no such directory" in r.stderr
     daemon.cli("rm", "-f", cid, check=True)
