@@ -5,6 +5,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import tarfile
 import tempfile
 
@@ -182,3 +183,37 @@ def test_our_cli_cp_both_ways(daemon, busybox, tmp_path):
     r = daemon.cli("cp", str(tmp_path / "file"), f"{cid}:/tmp/renamed/")
     assert r.returncode == 1 and "no such directory" in r.stderr
     daemon.cli("rm", "-f", cid, check=True)
+
+
+@needs_docker_cli
+def test_docker_cli_cp_modes(daemon, busybox, tmp_path):
+    cid = docker_cli(daemon, "run", "-d", "-u", "33:34", "busybox", "sleep", "60").stdout.strip()
+    (tmp_path / "owned").write_text("o")
+    r = docker_cli(daemon, "cp", "-a", str(tmp_path / "owned"), f"{cid}:/tmp/")
+    assert r.returncode == 0, r.stderr
+    r = docker_cli(daemon, "exec", cid, "stat", "-c", "%u:%g", "/tmp/owned")
+    if r.returncode == 0:                       # exec is another helper's verb
+        assert r.stdout.strip() == "33:34"
+    chunks = docker_cli(daemon, "cp", f"{cid}:/tmp/owned", "-")
+    with tarfile.open(fileobj=io.BytesIO(chunks.stdout.encode())) as tf:
+        assert [(m.name, m.uid, m.gid) for m in tf.getmembers()] == [("owned", 33, 34)]
+    # -L follows a link; the copy takes the link's name
+    docker_cli(daemon, "cp", str(tmp_path / "owned"), f"{cid}:/tmp/target")
+    tar = _tar({})
+    link = tarfile.TarInfo("lnk")
+    link.type, link.linkname = tarfile.SYMTYPE, "/tmp/target"
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
+        tf.addfile(link)
+    r = subprocess.run([shutil.which("docker"), "-H", daemon.host, "cp", "-", f"{cid}:/tmp"], input=raw.getvalue(),
+                       capture_output=True, env={**os.environ, "DOCKER_CONFIG": str(tmp_path / "cfg")})
+    assert r.returncode == 0, r.stderr
+    assert tar
+    r = docker_cli(daemon, "cp", "-L", f"{cid}:/tmp/lnk", str(tmp_path / "followed"))
+    assert r.returncode == 0 and (tmp_path / "followed").read_text() == "o", r.stderr
+    r = docker_cli(daemon, "cp", f"{cid}:/tmp/lnk", str(tmp_path / "as-link"))
+    assert r.returncode == 0 and os.readlink(tmp_path / "as-link") == "/tmp/target"
+    # contents of a directory with /.
+    r = docker_cli(daemon, "cp", f"{cid}:/etc/.", str(tmp_path / "etc-copy"))
+    assert r.returncode == 0 and (tmp_path / "etc-copy" / "passwd").exists(), r.stderr
+    docker_cli(daemon, "rm", "-f", cid)
