@@ -21,6 +21,7 @@ from app.errors import Conflict, InvalidParameter
 from app.events.model import NewEvent
 from app.runtime.containers.fs import _runtime_made
 from app.runtime.host import hostinfo
+from app.runtime.host.runc import RuncError
 from app.runtime.images.config import apply_changes, canonical_json
 from app.runtime.images.store import chain_ids
 
@@ -90,15 +91,18 @@ class CommitMixin:
 
         paused = False
         if pause and row.state == "running":
-            self.pause(row.id)
-            paused = True
+            try:
+                self.pause(row.id)
+                paused = True
+            except (Conflict, RuncError):
+                pass            # it exited (or was paused) meanwhile: moby ignores this too
         try:
             staged = self._stage_upper(row)
         finally:
             if paused:
                 try:
                     self.unpause(row.id)
-                except Conflict:
+                except (Conflict, RuncError):
                     pass            # it stopped meanwhile
         try:
             return self._commit_image(row, parent, reference, author, comment, new_config, effective, staged)
