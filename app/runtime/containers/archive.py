@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import json
 import os
 import stat as _stat
@@ -61,7 +62,7 @@ class ArchiveMixin:
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerFileNotFound(path, ref) from None
         except OSError as err:
-            if err.errno in (rootpath.errno.ENOENT, rootpath.errno.ENOTDIR):
+            if err.errno in (errno.ENOENT, errno.ENOTDIR):
                 raise ContainerFileNotFound(path, ref) from None
             raise
 

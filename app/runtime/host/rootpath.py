@@ -13,7 +13,6 @@ resolved in scope, its last component is not followed unless the path ends in `/
 """
 from __future__ import annotations
 
-import errno
 import os
 import posixpath
 import stat
@@ -271,5 +270,3 @@ def lookup_user(root_fd: int, user: str) -> tuple[int, int]:
     return uid, gid if gid is not None else 0
 
 
-__all__ = ["Found", "lookup", "link_target", "open_dir", "tar_entry", "go_file_mode", "abs_path", "lookup_user",
-           "errno"]
