@@ -37,6 +37,8 @@ from app.events.store import EventStore
 from app.projections import containers as q
 from app.projections.containers import Container
 from app.runtime.containers import recovery
+from app.runtime.containers.archive import ArchiveMixin
+from app.runtime.containers.commit import CommitMixin
 from app.runtime.containers.attach import AttachHub, AttachMixin, _AttachWaiter
 from app.runtime.containers.create import CreateMixin
 from app.runtime.containers.exits import ExitsMixin
@@ -66,7 +68,7 @@ def audit_stream(cid: str) -> str:
 
 
 class Containers(CreateMixin, StartMixin, StopMixin, ExitsMixin, RemoveMixin, AttachMixin, FsMixin,
-                 ProcessesMixin, StatsMixin, UpdateMixin):
+                 ProcessesMixin, StatsMixin, UpdateMixin, ArchiveMixin, CommitMixin):
     def __init__(self, events: EventStore, images, host: Host, config: Config, data_root: str):
         self.events = events
         self.images = images

@@ -99,9 +99,10 @@ def _sorted_children(path: str, rel: str):
     return [t[1:] for t in out]
 
 
-def write_layer_tar(src: str, out: BinaryIO) -> int:
+def write_layer_tar(src: str, out: BinaryIO, skip=None) -> int:
     """Write a deterministic PAX tar of directory `src` (an overlay upperdir or a layer diff) to `out`,
-    translating overlayfs whiteouts back to '.wh.' files. Returns the number of bytes written."""
+    translating overlayfs whiteouts back to '.wh.' files. Returns the number of bytes written.
+    `skip(path)` (path absolute in the layer, "/etc/hostname") leaves an entry and what is below it out."""
     src = os.path.abspath(src)
     if not stat.S_ISDIR(os.lstat(src).st_mode):
         raise NotADirectoryError(src)
@@ -116,6 +117,8 @@ def write_layer_tar(src: str, out: BinaryIO) -> int:
             oname, rel, path, st = next(stack[-1])
         except StopIteration:
             stack.pop()
+            continue
+        if skip is not None and skip("/" + rel):
             continue
         mode = st.st_mode
         parent = rel[:len(rel) - len(os.path.basename(rel))]

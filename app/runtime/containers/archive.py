@@ -1,0 +1,159 @@
+"""`docker cp`: stat, read and write a path inside the container's root file system
+(HEAD / GET / PUT /containers/{id}/archive), on running, stopped and created containers alike.
+
+A container that is not running has its rootfs mounted for the operation and unmounted after, as
+export does. Every path is resolved inside the root (app/runtime/host/rootpath.py); uploads go
+through the safe extractor onto a directory fd of the extraction point. Events are moby's:
+`archive-path` for a GET, `extract-to-dir` for a PUT, none for a HEAD.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import json
+import os
+import stat as _stat
+import tarfile
+
+from app.common.timeparse import rfc3339_nano
+from app.errors import Forbidden, InvalidParameter, NotFound
+from app.runtime.host import rootpath, safetar
+from app.runtime.host.errors import ArchiveError
+
+
+class ContainerFileNotFound(NotFound):
+    def __init__(self, path: str, container: str):
+        super().__init__(f"Could not find the file {path} in container {container}")
+
+
+def encode_stat(stat: dict) -> str:
+    """The X-Docker-Container-Path-Stat header: standard base64 of the JSON."""
+    return base64.b64encode(json.dumps(stat).encode()).decode()
+
+
+class ArchiveMixin:
+    """HEAD / GET / PUT /containers/{id}/archive (mixed into the service)."""
+
+    @contextlib.contextmanager
+    def _root(self, row):
+        """An fd of the container's rootfs, mounted for the operation when the container is not running."""
+        bundle = self.bundle(row.id)
+        image_row, _ = self.images.resolve(row.image_id)
+        layers = self.images.layer_dirs(image_row)
+        with self._locked(row.id):
+            mounted_here = not self.is_running(row.id)
+            rootfs = self.overlay.mount(bundle, layers)
+        try:
+            fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                yield rootfs, fd
+            finally:
+                os.close(fd)
+        finally:
+            if mounted_here:
+                with self._locked(row.id):
+                    if not self.is_running(row.id):
+                        self.overlay.unmount(bundle)
+
+    def _lookup(self, ref: str, path: str, fd: int) -> rootpath.Found:
+        try:
+            return rootpath.lookup(fd, path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ContainerFileNotFound(path, ref) from None
+        except OSError as err:
+            if err.errno in (errno.ENOENT, errno.ENOTDIR):
+                raise ContainerFileNotFound(path, ref) from None
+            raise
+
+    def _stat_of(self, rootfs: str, fd: int, path: str, found: rootpath.Found) -> dict:
+        st = found.st
+        target = rootpath.link_target(fd, rootfs, path, found) if found.base and _stat.S_ISLNK(st.st_mode) \
+            else ""
+        return {"name": found.name, "size": st.st_size, "mode": rootpath.go_file_mode(st.st_mode),
+                "mtime": rfc3339_nano(st.st_mtime_ns), "linkTarget": target}
+
+    def archive_stat(self, ref: str, path: str) -> dict:
+        """HEAD: the path's stat (moby's ContainerPathStat)."""
+        row = self.resolve(ref)
+        with self._root(row) as (rootfs, fd):
+            found = self._lookup(ref, path, fd)
+            try:
+                return self._stat_of(rootfs, fd, path, found)
+            finally:
+                found.close()
+
+    def archive_get(self, ref: str, path: str):
+        """GET: (stat, chunks of a tar of the path, its top entry named as the path's last element)."""
+        row = self.resolve(ref)
+        ctx = self._root(row)
+        rootfs, fd = ctx.__enter__()
+        try:
+            found = self._lookup(ref, path, fd)
+            stat = self._stat_of(rootfs, fd, path, found)
+        except BaseException as err:
+            ctx.__exit__(type(err), err, err.__traceback__)
+            raise
+        self._note(row, "archive-path")
+        rebase = "." if found.name == "/" else found.name
+
+        def chunks():
+            try:
+                yield from rootpath.tar_entry(found, rebase)
+            finally:
+                found.close()
+                ctx.__exit__(None, None, None)
+
+        return stat, chunks()
+
+    def archive_put(self, ref: str, path: str, stream, no_overwrite_dir_non_dir: bool = False,
+                    copy_uid_gid: bool = False) -> None:
+        """PUT: extract the uploaded tar into the directory `path` of the container."""
+        row = self.resolve(ref)
+        if row.host_config.get("ReadonlyRootfs"):
+            raise Forbidden("container rootfs is marked read-only")
+        with self._root(row) as (rootfs, fd):
+            try:
+                dest = rootpath.open_dir(fd, path)
+            except FileNotFoundError:
+                raise ContainerFileNotFound(path, ref) from None
+            except NotADirectoryError:
+                raise InvalidParameter("extraction point is not a directory") from None
+            try:
+                owner = None
+                if copy_uid_gid:
+                    try:
+                        owner = rootpath.lookup_user(fd, (row.config or {}).get("User") or "")
+                    except KeyError as err:
+                        raise InvalidParameter(str(err.args[0])) from None
+                on_entry = self._entry_check(dest, path, no_overwrite_dir_non_dir, owner)
+                safetar.extract(stream, dest, limits=self.images.limits(), on_entry=on_entry, what="container")
+            finally:
+                os.close(dest)
+        self._note(row, "extract-to-dir")
+
+    @staticmethod
+    def _entry_check(dest: int, path: str, no_overwrite: bool, owner):
+        if not no_overwrite and owner is None:
+            return None
+
+        def check(parts: list[str], ti: tarfile.TarInfo) -> bool:
+            if owner is not None:
+                ti.uid, ti.gid = owner
+            if no_overwrite and parts:
+                try:
+                    fd = safetar.openat2(dest, "/".join(parts), rootpath.O_PATH | os.O_NOFOLLOW)
+                except OSError:
+                    return False
+                try:
+                    is_dir = _stat.S_ISDIR(os.fstat(fd).st_mode)
+                finally:
+                    os.close(fd)
+                where = os.path.join(path, *parts)
+                if is_dir and not ti.isdir():
+                    raise ArchiveError(f'cannot overwrite directory "{where}" with non-directory "{ti.name}"')
+                if not is_dir and ti.isdir():
+                    raise ArchiveError(f'cannot overwrite non-directory "{where}" with directory "{ti.name}"')
+            return False
+
+        return check
