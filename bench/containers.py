@@ -61,7 +61,10 @@ def pss_kib(pid: int) -> int:
 # spec builder writes config.json (and its /etc files) for the bundle; the rootfs is shared.
 _SPEC_SNIPPET = """
 import json, sys
-from app.runtime.containers.spec import build_spec, write_etc_files
+try:
+    from app.runtime.containers.spec import build_spec, write_etc_files
+except ImportError:                 # a checkout from before the packages (issue 9)
+    from app.runtime.ocispec import build_spec, write_etc_files
 rootfs, bundle, cgroups_path = sys.argv[1:4]
 spec = build_spec(rootfs=rootfs, container_id="floor", image_config={}, config={"Cmd": ["true"]},
                   host_config={}, hostname="floor", cgroups_path=cgroups_path, netns_path=None,
