@@ -7,6 +7,7 @@ def register_api(flask_app) -> None:
     from app.api.container_attach import bp as container_attach_bp
     from app.api.container_list import bp as container_list_bp
     from app.api.containers import bp as containers_bp
+    from app.api.exec import bp as exec_bp
     from app.api.images import bp as images_bp
     from app.api.system import bp as system_bp
 
@@ -15,6 +16,7 @@ def register_api(flask_app) -> None:
     flask_app.register_blueprint(containers_bp)
     flask_app.register_blueprint(container_attach_bp)
     flask_app.register_blueprint(images_bp)
+    flask_app.register_blueprint(exec_bp)
 
 
 def current_engine():
