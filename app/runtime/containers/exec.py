@@ -362,11 +362,16 @@ class ExecMixin:
 
     def exec_resize(self, eid: str, height: int, width: int) -> None:
         ex, _ = self.startable_exec(eid)
-        session = self._exec_sessions().get(eid)
-        if ex.state == "created":
-            if session is None or not session.started.wait(10):
+        deadline = time.monotonic() + 10          # moby waits as long for the session to be ready
+        while ex.state == "created":              # the start's hijack comes first; its spawn may lag
+            session = self._exec_sessions().get(eid)
+            if session is not None:
+                session.started.wait(max(0.0, deadline - time.monotonic()))
+            elif time.monotonic() < deadline:
+                time.sleep(0.02)
+            if time.monotonic() >= deadline and (session is None or not session.started.is_set()):
                 raise SystemError_("timeout waiting for exec session ready")
-            ex = xq.get_exec(self.events, eid)
+            ex = xq.get_exec(self.events, eid) or ex
         if ex.state != "running" or not ex.config.get("tty"):
             return
         try:
