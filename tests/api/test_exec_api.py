@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from app.runtime.containers.exec import replace_or_append_env
-from tests.api.test_containers_api import V, _engine, create, fake_api, fake_engine, host, image, inspect, run  # noqa: F401
+from tests.api.test_containers_api import V, fake_api, fake_engine, host, image, inspect, run  # noqa: F401
 
 
 def test_exec_create_validates_and_records(fake_api, image):

@@ -216,6 +216,7 @@ class ExecMixin:
                     payload={"exit_code": err.exit_code, "error": str(err)})])
                 session.started.set()
                 session.done.set()
+                sessions.pop(eid, None)
                 shutil.rmtree(exec_dir, ignore_errors=True)
                 raise
             start_event.payload = {"pid": running.pid, "conmon_pid": running.conmon_pid}
@@ -274,6 +275,7 @@ class ExecMixin:
         except Exception:  # noqa: BLE001 - one exec's trouble must not go unnoticed
             log.exception("exec %s", eid[:12])
         finally:
+            self.reaper.expect(running.conmon_pid)     # conmon exits right after the code: the watcher reaps it
             session.done.set()
             self._exec_sessions().pop(eid, None)
 
@@ -384,16 +386,3 @@ class ExecMixin:
         row = self.get(ex.container_id) if ex is not None else None
         if row is not None:
             self._note(row, "exec_detach", execID=eid)
-
-    def wait_exec_done(self, eid: str, timeout: float) -> None:
-        session = self._exec_sessions().get(eid)
-        if session is not None:
-            session.done.wait(timeout)
-        else:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and (xq.get_exec(self.events, eid) or _Gone).state == "running":
-                time.sleep(0.05)
-
-
-class _Gone:
-    state = "gone"

@@ -38,6 +38,7 @@ class ExecStartError(RuncError):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
+        self.status = 400 if exit_code in (126, 127) else 500     # moby: startInvalidConfigError, else unknown
 
 
 def exit_code_for(message: str) -> int:
