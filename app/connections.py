@@ -14,6 +14,9 @@ back into cheroot's reader, so cheroot parses them as usual). Bounds:
   a connection handed to a stream (app/streams.py) no longer counts here, it counts as a stream.
 A TLS listener's sockets are wrapped here and their handshake is driven by the same non-blocking
 reads, under the same head deadline.
+
+A stream whose response ends cleanly (a finished /wait) can give its kept-alive connection back here
+(`BerthConnection.lend` / `stream_done`), as a worker does after a short request.
 """
 from __future__ import annotations
 
@@ -43,8 +46,38 @@ class BerthConnection(cheroot_server.HTTPConnection):
     deadline = 0.0
     head_started = False
     handshaking = False
+    _lent = None        # [holders, reuse] while a stream thread has the connection (see lend)
+
+    def lend(self) -> None:
+        """A worker hands this kept-alive connection to a stream thread, which ends with
+        `stream_done(reuse)`. Both the worker (its close() after the request) and the stream let go;
+        whichever is last closes the connection or gives it back to the gate, so a stream that ends
+        before the worker has left never races it. While lent it is a stream, not a connection."""
+        self._lent_lock = threading.Lock()
+        self._lent = [2, False]
+        if self.gate is not None:
+            self.gate._closed_one()
+
+    def stream_done(self, reuse: bool) -> None:
+        self._lent[1] = reuse
+        self._let_go()
+
+    def _let_go(self) -> None:
+        with self._lent_lock:
+            self._lent[0] -= 1
+            if self._lent[0]:
+                return
+            reuse, self._lent = self._lent[1], None
+        gate = self.gate
+        if reuse and gate is not None and gate.readmit(self):
+            return
+        self.gate = None                # no longer counted: lend() took it off the count
+        self.close()
 
     def close(self):
+        if self._lent is not None:
+            self._let_go()              # the worker leaving a lent connection
+            return
         gate, self.gate = self.gate, None
         if gate is not None:
             gate._closed_one()
@@ -95,6 +128,19 @@ class HeadGate:
             self._dispatch(conn, registered=False)
             return
         self._wait(conn)
+
+    def readmit(self, conn: BerthConnection) -> bool:
+        """A lent connection comes back from its stream (see BerthConnection.lend); False when the
+        gate cannot take it (full, or the server stopping): the caller closes it."""
+        with self._lock:
+            if self._stop_requested or not self.server.ready or self._open >= self.max_connections:
+                return False
+            self._open += 1
+        try:
+            self.put(conn)
+        except (OSError, ValueError):   # its socket is gone after all
+            conn.close()
+        return True
 
     def run(self, expiration_interval: float) -> None:
         self._serving = True

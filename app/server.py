@@ -290,7 +290,9 @@ class BerthGateway(wsgi.Gateway_10):
     def _hand_off(self, stream, response):
         """Send the head from this worker, then let the stream's own thread produce the rest, so the
         worker is free again at once. The connection is the stream's from here on: it is closed when
-        the stream ends (cheroot is told to leave the socket alone: `linger`)."""
+        the stream ends (cheroot is told to leave the socket alone: `linger`), or, for a stream that
+        asked for it (`reusable`, e.g. /wait) on a kept-alive request, given back to the gate for the
+        next request once the response has ended cleanly (`BerthConnection.lend`)."""
         req, conn = self.req, self.req.conn
         chunks = iter(response)
         first = b""
@@ -302,15 +304,22 @@ class BerthGateway(wsgi.Gateway_10):
             except BaseException:
                 stream.registry.release(stream)     # never ran: give its place back
                 raise
-            req.close_connection = True
-            req.ensure_headers_sent()
+            if not (stream.reusable and not req.chunked_read and isinstance(conn, BerthConnection)):
+                req.close_connection = True
+            req.ensure_headers_sent()       # cheroot decides keep-alive (client, HTTP version, room)
         chunked = req.chunked_write and not self._hijacked
+        # only a chunked body shows the client where the response ends without a close
+        reuse = chunked and not req.close_connection
         req.chunked_write = False           # cheroot would write the last chunk as the worker leaves
-        conn.linger = True                  # cheroot's close() must not shut the socket down
-        req.close_connection = True
         sock = conn.socket
+        if reuse:
+            conn.lend()                     # the worker's close() after this request only lets go
+        else:
+            conn.linger = True              # cheroot's close() must not shut the socket down
+        req.close_connection = True         # (after the head) the worker must not keep the connection
 
         def pump():
+            done = False
             try:
                 if first:
                     sock.sendall(b"%x\r\n%s\r\n" % (len(first), first) if chunked else first)
@@ -319,22 +328,38 @@ class BerthGateway(wsgi.Gateway_10):
                         sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
                 if chunked:
                     sock.sendall(b"0\r\n\r\n")
+                done = True
             except OSError:
                 pass                        # the client went away
             finally:
-                if hasattr(response, "close"):
-                    response.close()
                 try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                try:
-                    conn.wfile.close()
-                except OSError:
-                    pass
-                sock.close()
+                    if hasattr(response, "close"):
+                        response.close()
+                finally:
+                    if reuse:
+                        # after the registry has let go of the socket, so the gate has it alone; a
+                        # client that left (or the daemon stopping) cancelled the stream: closed then
+                        stream.after_release(lambda: conn.stream_done(done and not stream.client_gone()))
+                    else:
+                        try:
+                            sock.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+                        try:
+                            conn.wfile.close()
+                        except OSError:
+                            pass
+                        sock.close()
 
-        stream.run(pump)
+        try:
+            stream.run(pump)
+        except BaseException:               # no thread: the pump's finally never runs
+            stream.registry.release(stream)
+            if reuse:
+                conn.stream_done(False)
+            else:
+                sock.close()
+            raise
 
     def write(self, chunk):
         # cheroot's socket writer copies its whole buffer and memmoves it after every partial send,

@@ -27,10 +27,15 @@ log = logging.getLogger("berth")
 class Stream:
     """One admitted long-lived request."""
 
-    def __init__(self, registry: "StreamRegistry", sock, half_close_counts: bool, kind: str):
+    def __init__(self, registry: "StreamRegistry", sock, half_close_counts: bool, kind: str,
+                 reusable: bool = False):
         self.registry = registry
         self.sock = sock
         self.kind = kind
+        # A response that ends (a /wait) may give its kept-alive connection back for the next request
+        # (app/server.py); one that lasts until the client leaves (attach, /events) is closed.
+        self.reusable = reusable
+        self._after_release = None
         # On TCP a client's close shows only as a read half-close (RDHUP); an attach with stdin
         # half-closes on stdin EOF and keeps reading, so there only a full hang-up counts.
         self.mask = select.EPOLLHUP | select.EPOLLERR | (select.EPOLLRDHUP if half_close_counts else 0)
@@ -72,6 +77,11 @@ class Stream:
             except Exception:           # a cancel must never kill the watcher
                 log.exception("stream cancel")
 
+    def after_release(self, callback) -> None:
+        """Run `callback()` on the stream's thread once the registry has let go of the stream (and
+        stopped watching its socket)."""
+        self._after_release = callback
+
     def run(self, target) -> None:
         """Run `target()` (the rest of the response) on the stream's own thread."""
         def main():
@@ -81,6 +91,11 @@ class Stream:
                 log.exception("stream %s", self.kind)
             finally:
                 self.registry.release(self)
+                if self._after_release is not None:
+                    try:
+                        self._after_release()
+                    except Exception:
+                        log.exception("stream %s: after release", self.kind)
         self.thread = threading.Thread(target=main, name=f"stream {self.kind}", daemon=True)
         self.registry.watch(self)
         self.thread.start()
@@ -102,13 +117,13 @@ class StreamRegistry:
         with self._lock:
             return len(self._streams)
 
-    def admit(self, sock, half_close_counts: bool = True, kind: str = "stream") -> Stream:
+    def admit(self, sock, half_close_counts: bool = True, kind: str = "stream", reusable: bool = False) -> Stream:
         with self._lock:
             if self._closing:
                 raise Unavailable("the daemon is shutting down")
             if len(self._streams) >= self.limit:
                 raise Unavailable(f"too many concurrent streams (limit {self.limit}): try again later")
-            stream = Stream(self, sock, half_close_counts, kind)
+            stream = Stream(self, sock, half_close_counts, kind, reusable)
             self._streams.add(stream)
         return stream
 
@@ -170,13 +185,16 @@ class StreamRegistry:
                     pass
 
 
-def admit_stream(environ, sock=None, half_close_counts: bool = True, kind: str = "stream") -> Stream | None:
+def admit_stream(environ, sock=None, half_close_counts: bool = True, kind: str = "stream",
+                 reusable: bool = False) -> Stream | None:
     """Admit the current request as a stream, or None when it is not served by berth's server (the
-    Flask test client): then the view runs its body inline, as before."""
+    Flask test client): then the view runs its body inline, as before. `reusable`: the response ends
+    on its own, and its connection may then serve the client's next request."""
     registry = environ.get("berth.streams")
     if registry is None:
         return None
-    stream = registry.admit(sock if sock is not None else environ.get("berth.socket"), half_close_counts, kind)
+    stream = registry.admit(sock if sock is not None else environ.get("berth.socket"), half_close_counts, kind,
+                            reusable)
     environ["berth.stream"] = stream
     return stream
 

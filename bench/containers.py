@@ -7,14 +7,17 @@
 (c) `run --rm busybox true` as a user types it: the official `docker` CLI (when installed) and our CLI,
     each a new process (client start-up included; the docker CLI also attaches and negotiates)
 (d) `run -d` + `rm -f` pairs
+(g) N parallel `run -d` (create + start of `sleep 300`, one client per thread, as N docker CLIs) over N
+    sequential ones, N = 8 and 16, in the same run; the rm -f of them all is outside the timing
 (e) `GET /containers/json?all=1` latency with N created containers
 (f) daemon RSS idle and with M running containers; conmon PSS per container
-Targets: (b) <= 2.5x (a); (e) <= 10 ms; idle RSS <= 60 MiB; <= 1 MiB PSS per container monitor.
+Targets: (b) <= 2.5x (a); (e) <= 10 ms; idle RSS <= 60 MiB; <= 1 MiB PSS per container monitor;
+(g) parallel / sequential <= 0.65 (2 cores; dockerd measured 0.59 here).
 
 --compare CHECKOUT (another checkout of berth, e.g. a `git worktree add --detach` of an older commit)
 also measures that tree in the same run: (a) on a bundle whose config.json that tree's spec builder
-wrote (same rootfs), (b), (c) our CLI and (d) against a second daemon started from CHECKOUT's cli.py
-(its own temp data root and cgroup parent, the same busybox image). Runs of the two trees alternate
+wrote (same rootfs), (b), (c) (both CLIs) and (d) against a second daemon started from CHECKOUT's cli.py
+(its own temp data root and cgroup parent, the same busybox image); (g) too. Runs of the two trees alternate
 (A B B A ...), so drifts of the machine's load hit both alike; medians of both, the ratio this tree /
 CHECKOUT and each to its own floor are printed. Nothing is written into CHECKOUT (bytecode goes to a
 temp PYTHONPYCACHEPREFIX).
@@ -29,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -118,6 +122,7 @@ class Tree:
         self.label, self.checkout, self.tmp, self.cgroup_parent = label, checkout, tmp, cgroup_parent
         self.proc = self.api = None
         self.times: dict[str, list[float]] = {}
+        self.clients: list = []
 
     def start(self, tar: str, env: dict) -> None:
         import docker
@@ -141,11 +146,53 @@ class Tree:
         self.api.start(cid)
         self.api.remove_container(cid, force=True)
 
+    def burst(self, n: int, parallel: bool) -> float:
+        """ms for n `run -d` (create + start of a long sleep), all at once on n threads each with its
+        own client, or one after another; their rm -f is not timed."""
+        import docker
+        while len(self.clients) < n:
+            self.clients.append(docker.APIClient(base_url=f"unix://{self.sock}", version="1.45"))
+        cids, failures = [], []
+
+        def run_d(api) -> None:
+            try:
+                cid = api.create_container("busybox", ["sleep", "300"])["Id"]
+                api.start(cid)
+                cids.append(cid)
+            except Exception as err:  # noqa: BLE001 - raised below, after the others finish
+                failures.append(err)
+
+        if parallel:
+            gate = threading.Barrier(n + 1)
+            threads = [threading.Thread(target=lambda api=api: (gate.wait(), run_d(api))) for api in self.clients[:n]]
+            for thread in threads:
+                thread.start()
+            gate.wait()
+            start = time.perf_counter()
+            for thread in threads:
+                thread.join()
+        else:
+            start = time.perf_counter()
+            for _ in range(n):
+                run_d(self.clients[0])
+        elapsed = (time.perf_counter() - start) * 1000
+        for cid in cids:
+            self.api.remove_container(cid, force=True)
+        if failures:
+            raise failures[0]
+        return elapsed
+
     def our_cli(self) -> None:
         subprocess.run(self.cli + ["run", "--rm", "busybox", "true"], check=True, env=self.env,
                        stdout=subprocess.DEVNULL)
 
+    def docker_cli(self) -> None:
+        subprocess.run([shutil.which("docker"), "-H", f"unix://{self.sock}", "run", "--rm", "busybox", "true"],
+                       check=True, env=self.env, stdout=subprocess.DEVNULL)
+
     def stop(self) -> None:
+        for client in self.clients:
+            client.close()
         if self.api is not None:
             self.api.close()
         if self.proc is not None:
@@ -161,6 +208,22 @@ def interleaved(trees: list[Tree], key: str, runs: int, fn) -> None:
     for i in range(runs):
         for k in alternate(len(trees), i):
             trees[k].times[key].append(timed(lambda: fn(trees[k])))
+
+
+BURSTS = (8, 16)
+
+
+def bursts(trees: list[Tree], rounds: int) -> None:
+    """(g): per round, for each tree (alternating) and each N, N sequential then N parallel `run -d`
+    (the order of those two alternating too); one warm-up round first."""
+    for i in range(rounds + 1):
+        for k in alternate(len(trees), i):
+            tree = trees[k]
+            for n in BURSTS:
+                for parallel in ((False, True) if i % 2 == 0 else (True, False)):
+                    ms = tree.burst(n, parallel)
+                    if i:
+                        tree.times.setdefault(f"{'par' if parallel else 'seq'}{n}", []).append(ms)
 
 
 def main() -> int:
@@ -195,13 +258,12 @@ def main() -> int:
         interleaved(trees, "api", runs, Tree.run_rm)
         interleaved(trees, "pair", runs, Tree.run_d_rm_f)
         interleaved(trees, "our CLI", runs, Tree.our_cli)
+        burst_rounds = max(3, runs // 4)
+        bursts(trees, burst_rounds)
+        if shutil.which("docker"):
+            interleaved(trees, "docker CLI", runs, Tree.docker_cli)
         cur = trees[0]
         api = cur.api
-        if shutil.which("docker"):
-            cmd = [shutil.which("docker"), "-H", f"unix://{cur.sock}", "run", "--rm", "busybox", "true"]
-            docker_cli = lambda: subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)  # noqa: E731
-            docker_cli()                                # warm-up
-            cur.times["docker CLI"] = [timed(docker_cli) for _ in range(runs)]
 
         started = []
         for _ in range(running):
@@ -240,6 +302,9 @@ def main() -> int:
             (f"(f) daemon RSS with {running} running", f"{busy_rss / 1024:.1f} MiB", ""),
             ("(f) conmon PSS per container", f"{med(pss):.0f} KiB",
              f"target <= 1 MiB: {'PASS' if med(pss) <= 1024 else 'MISS'}"),
+            *[(f"(g) {n} parallel / {n} sequential run -d", f"{med(t[f'par{n}']):.0f} / {med(t[f'seq{n}']):.0f} ms",
+               f"x{med(t[f'par{n}']) / med(t[f'seq{n}']):.2f} (medians of {burst_rounds}); target <= 0.65: "
+               f"{'PASS' if med(t[f'par{n}']) <= 0.65 * med(t[f'seq{n}']) else 'MISS'}") for n in BURSTS],
         ]
         for name, value, note in rows:
             print(f"   {name:<40}{value:>12}   {note}")
@@ -251,10 +316,16 @@ def main() -> int:
             print(f"   {'':<36}{'this tree':>11}{'compared':>11}{'this/compared':>15}"
                   f"{'this/floor':>12}{'cmp/own floor':>15}{'cmp/this floor':>16}")
             for key, name in (("floor", "(a) raw runc run true"), ("api", "(b) API create+start+wait+rm"),
+                              ("docker CLI", "(c) docker CLI run --rm busybox true"),
                               ("our CLI", "(c) our CLI run --rm busybox true"), ("pair", "(d) run -d + rm -f pair")):
+                if key not in t:
+                    continue
                 a, b = med(t[key]), med(o[key])
                 print(f"   {name:<36}{a:>8.1f} ms{b:>8.1f} ms{a / b:>14.2f}x{a / floor:>11.2f}x"
                       f"{b / ofloor:>14.2f}x{b / floor:>15.2f}x")
+            for n in BURSTS:
+                a, b = med(t[f"par{n}"]) / med(t[f"seq{n}"]), med(o[f"par{n}"]) / med(o[f"seq{n}"])
+                print(f"   {f'(g) {n} parallel / sequential run -d':<36}{a:>10.2f}x{b:>10.2f}x{a / b:>14.2f}x")
             print(f"   {'daemon RSS idle':<36}{cur.idle_rss / 1024:>7.1f} MiB{other.idle_rss / 1024:>7.1f} MiB"
                   f"{cur.idle_rss / other.idle_rss:>14.2f}x")
         return 0

@@ -8,7 +8,11 @@ prints:
     N = 100 and 300 (--quick: 100): how many completed and the wall time;
 (b) `/_ping` latency on new connections (median / p99) while 200 streams of each kind are held:
     attach to a silent container, /events, /wait, logs -f; and after 200 silent connections;
-(c) daemon RSS and thread count before, with the held streams, and after they were dropped.
+(c) daemon RSS and thread count before, with the held streams, and after they were dropped;
+(d) RSS per run: 3 rounds of 50 sequential `docker run --rm busybox true` (the official docker CLI
+    when installed, else the same requests through docker-py), RSS and the event store's open reader
+    connections after each round, and KiB per run (the first round also warms the worker pool up).
+    `--rss-only` runs just (d); `--rounds`/`--runs` change its size.
 Bounded in count and time; removes everything it made.
 """
 from __future__ import annotations
@@ -101,6 +105,45 @@ def run_like_cli(host: str, results: list, i: int) -> None:
         client.close()
 
 
+def sequential_rss(host: str, pid: int, rounds: int, runs: int) -> None:
+    """(d): daemon RSS growth per sequential CLI-style run --rm."""
+    docker_cli = shutil.which("docker")
+    how = "docker CLI" if docker_cli else "docker-py, as the CLI"
+
+    def one() -> None:
+        if docker_cli:
+            subprocess.run([docker_cli, "-H", host, "run", "--rm", "busybox", "true"], check=True,
+                           stdout=subprocess.DEVNULL)
+        else:
+            results: list = [None]
+            run_like_cli(host, results, 0)
+            if results[0] != 0:
+                raise RuntimeError(f"run failed: {results[0]}")
+
+    client = docker.APIClient(base_url=host, version="1.45", timeout=60)
+    try:
+        def readers() -> int:
+            return client.info()["BerthServer"].get("StoreReaders", -1)
+        for _ in range(3):
+            one()                       # first-use costs (imports, caches) out of the numbers
+        time.sleep(1)
+        start = prev = proc_status(pid)[0]
+        print(f"(d) sequential run --rm ({how}): RSS {start / 1024:6.1f} MiB, {readers()} store readers")
+        for r in range(1, rounds + 1):
+            began = time.monotonic()
+            for _ in range(runs):
+                one()
+            took = (time.monotonic() - began) / runs * 1000
+            time.sleep(1)
+            rss = proc_status(pid)[0]
+            print(f"(d) after {r * runs:4d} runs: RSS {rss / 1024:6.1f} MiB ({(rss - prev) / runs:+6.1f} KiB/run),"
+                  f" {readers()} store readers, {took:5.0f} ms/run")
+            prev = rss
+        print(f"(d) overall {(prev - start) / (rounds * runs):+.1f} KiB/run")
+    finally:
+        client.close()
+
+
 def parallel_runs(host: str, n: int) -> None:
     results: list = [None] * n
     threads = [threading.Thread(target=run_like_cli, args=(host, results, i), daemon=True) for i in range(n)]
@@ -117,6 +160,9 @@ def parallel_runs(host: str, n: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rss-only", action="store_true", help="only (d), RSS per sequential run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=50, help="runs per round in (d)")
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="berth-stress-")
     proc = None
@@ -128,6 +174,9 @@ def main() -> int:
         host = "unix://" + sock_path
         subprocess.run([sys.executable, os.path.join(ROOT, "cli.py"), "-H", host, "import", tar, "busybox:latest"],
                        check=True, stdout=subprocess.DEVNULL)
+        if args.rss_only:
+            sequential_rss(host, proc.pid, args.rounds, args.runs)
+            return 0
         client = docker.APIClient(base_url=host, version="1.45", timeout=60)
         rss, threads = proc_status(proc.pid)
         print(f"(c) daemon before: RSS {rss / 1024:6.1f} MiB, {threads} threads")
@@ -167,6 +216,7 @@ def main() -> int:
               f" (open streams: {client.info()['BerthServer']['Streams']})")
         client.remove_container(cid, force=True)
         client.close()
+        sequential_rss(host, proc.pid, args.rounds, args.runs)
     finally:
         if proc is not None:
             stop_daemon(proc)

@@ -37,8 +37,10 @@ not exist with `no such file or directory` (127) and a directory or non-executab
     anything else     runs (e.g. `sleep 300`) until a signal: it dies with 128+signal
 
 `FakeHost.script(name_or_id, ...)` overrides this per container (exit code, ignored signals, traps,
-OOM, create/start errors), and `FakeHost.exit(cid, code)` makes a running container exit at a moment
-the test chooses.
+OOM, create/start errors, a create that hangs until an Event is set or its conmon is killed), and
+`FakeHost.exit(cid, code)` makes a running container exit at a moment the test chooses.
+`FakeHost.fail["mount" | "create"] = exc` makes that step raise `exc` once (a MountError, an OSError
+such as ENOSPC, anything).
 """
 from __future__ import annotations
 
@@ -77,6 +79,7 @@ class Script:
     output: list[tuple[str, bytes]] = field(default_factory=list)   # (stream, line) written at start
     create_error: str | None = None         # runc create fails: "unable to start container process: <this>"
     start_error: str | None = None          # runc start fails with this message
+    hang: threading.Event | None = None     # runc create blocks until this is set (or conmon is killed)
 
 
 @dataclass
@@ -107,6 +110,8 @@ class FakeHost:
         self.exits_dir: str | None = None
         self.runc_root: str | None = None
         self._pids = itertools.count(FIRST_PID)
+        self.fail: dict[str, BaseException] = {}  # step ("mount", "create") -> what it raises, once
+        self._conmon_killed: set[str] = set()     # a hanging create ends when its conmon is killed
 
     # ------------------------------------------------------------------ wiring
 
@@ -124,6 +129,8 @@ class FakeHost:
         return FakeMonitor(self, conmon, runc, exits_dir, sockets_dir)
 
     def mount_rootfs(self, container_dir: str, lowerdirs: list[str]) -> str:
+        if "mount" in self.fail:
+            raise self.fail.pop("mount")
         if not lowerdirs:
             raise ValueError("an overlay needs at least one lower layer")
         upper, work, rootfs = (os.path.join(container_dir, d) for d in ("upper", "work", "rootfs"))
@@ -147,11 +154,12 @@ class FakeHost:
     # ------------------------------------------------------------------ scripting
 
     def script(self, key: str, *, exit: int | None = None, ignore=(), traps: dict | None = None,
-               oom: bool = False, create_error: str | None = None, start_error: str | None = None) -> Script:
+               oom: bool = False, create_error: str | None = None, start_error: str | None = None,
+               hang: threading.Event | None = None) -> Script:
         """Script the container named (or with ID) `key`; signals by name or number."""
         s = Script(exit=exit, ignore=_signal_numbers(ignore),
                    traps={parse_signal(k): v for k, v in (traps or {}).items()}, oom=oom,
-                   create_error=create_error, start_error=start_error)
+                   create_error=create_error, start_error=start_error, hang=hang)
         self.scripts[key.lstrip("/")] = s
         return s
 
@@ -228,6 +236,15 @@ class FakeHost:
     def create(self, cid: str, bundle: str, name: str) -> int:
         with open(os.path.join(bundle, "config.json")) as fh:
             spec = json.load(fh)
+        if "create" in self.fail:
+            raise self.fail.pop("create")
+        script = self.scripts.get(name) or self.scripts.get(cid)
+        if script is not None and script.hang is not None:    # outside the lock: other containers go on
+            self._conmon_killed.discard(cid)
+            self.calls.append(("create-hang", cid))
+            while not script.hang.wait(0.01):
+                if cid in self._conmon_killed:
+                    raise RuncError("conmon failed to create container: killed")
         args = spec["process"]["args"]
         with self.lock:
             self.calls.append(("create", cid))
@@ -445,6 +462,7 @@ class FakeMonitor(Monitor):
         """SIGKILL conmon (recovery and rm -f do this to a conmon a cut start left behind)."""
         with self.host.lock:
             self.host.calls.append(("kill-conmon", container_id))
+            self.host._conmon_killed.add(container_id)
             proc = self.host.processes.get(container_id)
             if proc is not None:
                 proc.conmon_alive = False

@@ -119,12 +119,13 @@ def info():
 
 
 def _server_counts(engine) -> dict:
-    """berth's own key: how many streams and connections are open, against their bounds."""
+    """berth's own key: how many streams and connections are open, against their bounds; threads and
+    the event store's open reader connections (at most one per live thread plus the idle pool)."""
     streams = getattr(engine, "streams", None)
     servers = getattr(engine, "servers", [])
     return {"Streams": streams.active if streams else 0, "MaxStreams": streams.limit if streams else 0,
             "Connections": sum(getattr(s._connections, "open_connections", 0) for s in servers),
-            "Threads": threading.active_count()}
+            "Threads": threading.active_count(), "StoreReaders": engine.store.open_readers}
 
 
 def _ipv4_forwarding() -> bool:

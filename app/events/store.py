@@ -6,9 +6,11 @@ can drop the last transactions, which FULL would also protect at 4x the cost per
 ../shared/RUNTIME-FACTS.md and bench/api.py).
 
 Concurrency: one writer connection behind a lock (SQLite allows one writer anyway), one reader
-connection per thread (WAL readers never block the writer). `seq` is assigned inside the writer lock,
-so a reader that saw seq N has seen every seq below it: /events can replay by `seq > cursor` and then
-tail without a gap.
+connection per thread (WAL readers never block the writer). A thread's reader goes back to a small
+idle pool when the thread ends: each stream has a short-lived thread of its own, and readers kept per
+thread for good left two connections (~300 KiB of SQLite memory) behind every `docker run`. `seq` is
+assigned inside the writer lock, so a reader that saw seq N has seen every seq below it: /events can
+replay by `seq > cursor` and then tail without a gap.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import json
 import sqlite3
 import threading
 import time
+import weakref
 from typing import Callable, Iterable, Sequence
 
 import sqlite_utils
@@ -25,6 +28,7 @@ from app.events.model import Event, NewEvent
 from app.events.upcasters import CURRENT_SCHEMA, upcast
 
 CHECKPOINT_SECONDS = 1.0
+IDLE_READERS = 16   # readers of ended threads kept for the next threads; the rest are closed
 EVENT_COLUMNS = "seq, time_nano, type, action, actor_id, attributes, stream, version, schema, payload"
 
 
@@ -41,7 +45,8 @@ class EventStore:
         self._write_lock = threading.Lock()
         self._new_event = threading.Condition()
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        self._readers: set[sqlite3.Connection] = set()     # open readers, in use or idle
+        self._idle: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._closed = False
         self._stop_checkpoints = threading.Event()
@@ -100,14 +105,37 @@ class EventStore:
             )
 
     def reader(self) -> sqlite3.Connection:
-        """This thread's read connection (created on first use)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
+        """This thread's read connection (taken from the idle pool or opened on first use; given back
+        when the thread ends)."""
+        lease = getattr(self._local, "lease", None)
+        if lease is None:
             with self._readers_lock:
-                self._readers.append(conn)
-        return conn
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                conn = self._connect()
+                with self._readers_lock:
+                    self._readers.add(conn)
+            lease = self._local.lease = _ReaderLease(self, conn)
+        return lease.conn
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        """A thread that had `conn` has ended (its thread-local value was dropped)."""
+        with self._readers_lock:
+            if conn not in self._readers:
+                return                  # closed by close()
+            if not self._closed and len(self._idle) < IDLE_READERS:
+                self._idle.append(conn)
+                return
+            self._readers.discard(conn)
+        try:
+            conn.close()
+        except sqlite3.Error:
+            pass
+
+    @property
+    def open_readers(self) -> int:
+        with self._readers_lock:
+            return len(self._readers)
 
     def query(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:
         return self.reader().execute(sql, tuple(params)).fetchall()
@@ -134,6 +162,7 @@ class EventStore:
                 except sqlite3.ProgrammingError:
                     pass
             self._readers.clear()
+            self._idle.clear()
         with self._write_lock:
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._writer.close()
@@ -301,3 +330,23 @@ class EventStore:
             else:
                 lo = mid + 1
         return lo
+
+
+class _ReaderLease:
+    """A thread's hold on a reader, stored in the store's thread-local: when the thread ends Python
+    drops its thread-local values, and this gives the connection back."""
+
+    __slots__ = ("store", "conn")
+
+    def __init__(self, store: EventStore, conn: sqlite3.Connection):
+        self.store = weakref.ref(store)     # a lease must not keep a store alive
+        self.conn = conn
+
+    def __del__(self):
+        store = self.store()
+        if store is None:
+            return
+        try:
+            store._give_back(self.conn)
+        except Exception:               # interpreter shutdown: nothing left to give back to
+            pass

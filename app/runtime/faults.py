@@ -48,7 +48,7 @@ def _hit(name: str, cancelled: threading.Event | None = None) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     elif action == "hang":
         (cancelled or threading.Event()).wait(HANG_LIMIT_SECONDS)
-    elif action.startswith("sleep:"):
+    elif action is not None and action.startswith("sleep:"):     # None: a point not listed
         time.sleep(float(action[6:]))
 
 

@@ -605,3 +605,40 @@ def test_dns_hosts_shm_oom_and_memory_settings_are_applied(docker_client, busybo
     with pytest.raises(docker.errors.APIError, match="is not an ip address"):
         docker_client.containers.create("busybox", ["true"], dns=["nameserver"])
     assert docker_client.containers.list(all=True) == []
+
+
+def test_start_with_a_vanished_image_layer_fails_cleanly(daemon, docker_client, busybox):
+    """The start error boundary with real runc: the image's layer directory deleted on disk, then a
+    start: a 500 whose JSON message names the missing layer, `start-failed` recorded, nothing on the
+    host (mount, runc state, cgroup, conmon), and the daemon keeps serving."""
+    import glob
+    cid = docker_client.api.create_container("busybox", ["sleep", "30"])["Id"]
+    layers = glob.glob(os.path.join(daemon.data_root, "image", "layers", "*", "diff"))
+    assert layers
+    for layer in layers:
+        shutil.rmtree(layer)
+    with pytest.raises(docker.errors.APIError) as failed:
+        docker_client.api.start(cid)
+    assert failed.value.response.status_code == 500
+    message = failed.value.response.json()["message"]
+    assert "image layer directory" in message and "is missing" in message, message
+    state = docker_client.api.inspect_container(cid)["State"]
+    assert state["Status"] == "created" and state["Error"] == message
+    with open("/proc/mounts") as fh:
+        assert daemon.data_root not in fh.read()
+    assert os.listdir(os.path.join(daemon.data_root, "runc")) == []
+    for controller in ("memory", "pids", "cpu", "freezer"):
+        assert not os.path.isdir(os.path.join("/sys/fs/cgroup", controller, daemon.cgroup_parent, cid))
+    conmons = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline_has(p, cid)]
+    assert conmons == []
+    assert docker_client.ping()
+    docker_client.api.remove_container(cid)
+    assert docker_client.api.containers(all=True) == []
+
+
+def _cmdline_has(pid: str, text: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return text.encode() in fh.read()
+    except OSError:
+        return False

@@ -254,3 +254,112 @@ def test_bounds_answer_503_and_431(make_daemon):
         assert ping_seconds(d.sock) < 0.5
     finally:
         d.stop()
+
+
+def test_sequential_runs_leave_no_store_readers_behind(busy_daemon):
+    """Each `docker run --rm` (create, attach, wait?condition=removed, start) has two stream threads
+    that read the event store. Their reader connections were kept after the threads ended: two more
+    per run, for good (~300 KiB of RSS each run). Now a live thread holds at most one and ended
+    threads leave at most IDLE_READERS idle ones."""
+    from app.events.store import IDLE_READERS
+    d = busy_daemon("--threads", "8")
+    client = docker.APIClient(base_url=d.host, version="1.45", timeout=30)
+    try:
+        for _ in range(30):
+            cid = client.create_container("busybox", ["true"],
+                                          host_config=client.create_host_config(auto_remove=True))["Id"]
+            attach = client.attach_socket(cid, params={"stdout": 1, "stderr": 1, "stream": 1})
+            waited: list = []
+            waiter = threading.Thread(target=lambda: waited.append(client.wait(cid, condition="removed")))
+            waiter.start()
+            client.start(cid)
+            raw = getattr(attach, "_sock", attach)
+            while raw.recv(4096):
+                pass
+            raw.close()
+            waiter.join(30)
+            assert waited and waited[0]["StatusCode"] == 0
+        assert until(lambda: server_counts(d)["Streams"] == 0, timeout=3)
+        counts = server_counts(d)
+        assert counts["StoreReaders"] <= counts["Threads"] + IDLE_READERS, counts
+    finally:
+        client.close()
+
+
+def _read_chunked(s: socket.socket, data: bytes) -> tuple[bytes, bytes]:
+    """A chunked body from `data` + the socket, up to its terminator: (body, bytes after it)."""
+    body = b""
+    while True:
+        while b"\r\n" not in data:
+            more = s.recv(4096)
+            assert more, "the connection closed inside the chunked body"
+            data += more
+        size_line, data = data.split(b"\r\n", 1)
+        size = int(size_line, 16)
+        while len(data) < size + 2:
+            more = s.recv(4096)
+            assert more, "the connection closed inside a chunk"
+            data += more
+        if size == 0:
+            return body, data[2:]
+        body, data = body + data[:size], data[size + 2:]
+
+
+def test_a_finished_wait_gives_its_connection_back_for_the_next_request(busy_daemon):
+    """The /wait stream runs off the pool; once its chunked response has ended, its kept-alive
+    connection goes back to the gate (it was closed, and clients such as docker-py had to reconnect
+    for their next call). A client that asked for close, or left while waiting, gets no reuse. A wait
+    whose condition already holds is answered at once, without a stream."""
+    d = busy_daemon("--threads", "8")
+    client = docker.APIClient(base_url=d.host, version="1.45", timeout=30)
+    try:
+        cid = client.create_container("busybox", ["sleep", "300"])["Id"]
+
+        def wait_request(extra: str = "") -> bytes:
+            return (f"POST /v1.45/containers/{cid}/wait HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                    f"{extra}\r\n").encode()
+
+        s = _connect(d.sock)
+        for _ in range(3):          # the same connection, again and again
+            client.start(cid)
+            s.sendall(wait_request())
+            head = _read_head(s)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            assert b"transfer-encoding: chunked" in head.lower()        # the stream, not the shortcut
+            assert b"connection: close" not in head.lower()
+            assert server_counts(d)["Streams"] == 1
+            client.kill(cid)
+            body, rest = _read_chunked(s, head.split(b"\r\n\r\n", 1)[1])
+            assert json.loads(body)["StatusCode"] == 137 and rest == b""
+        s.sendall(wait_request())   # exited: answered at once, without a stream
+        head = _read_head(s)
+        assert head.startswith(b"HTTP/1.1 200") and b"content-length:" in head.lower(), head
+        s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"HTTP/1.1 200" in _read_head(s)
+        assert until(lambda: server_counts(d)["Streams"] == 0, timeout=3)
+        s.close()
+
+        s = _connect(d.sock)        # Connection: close is honoured
+        client.start(cid)
+        s.sendall(wait_request("Connection: close\r\n"))
+        head = _read_head(s)
+        assert b"connection: close" in head.lower()
+        client.kill(cid)
+        _read_chunked(s, head.split(b"\r\n\r\n", 1)[1])
+        assert s.recv(4096) == b""
+        s.close()
+
+        client.start(cid)
+        before = server_counts(d)["Connections"]
+        left = [_connect(d.sock) for _ in range(20)]    # wait, then leave before the exit
+        for s in left:
+            s.sendall(wait_request())
+            assert _read_head(s).startswith(b"HTTP/1.1 200")
+        assert server_counts(d)["Streams"] == 20
+        for s in left:
+            s.close()
+        assert until(lambda: server_counts(d)["Streams"] == 0, timeout=3), server_counts(d)
+        assert until(lambda: server_counts(d)["Connections"] <= before, timeout=3), server_counts(d)
+        client.remove_container(cid, force=True)
+    finally:
+        client.close()

@@ -144,3 +144,42 @@ def test_concurrent_appends_from_threads_lose_nothing(store):
 def test_wal_mode_on_disk(store):
     assert os.path.exists(store.path)
     assert store.query("PRAGMA journal_mode")[0][0] == "wal"
+
+
+def _query_on_threads(store, n: int, concurrent: bool) -> None:
+    started = threading.Barrier(n) if concurrent else None
+
+    def work():
+        assert store.query("SELECT 1")[0][0] == 1
+        if started is not None:
+            started.wait(5)         # all n hold their readers at once
+
+    threads = [threading.Thread(target=work) for _ in range(n)]
+    for t in threads:
+        t.start()
+        if not concurrent:
+            t.join()
+    for t in threads:
+        t.join()
+
+
+def test_readers_of_ended_threads_are_reused_not_kept(store):
+    # Every stream runs on a short-lived thread of its own; a reader per thread kept for good grew
+    # the daemon by two SQLite connections (~300 KiB) per `docker run`.
+    store.query("SELECT 1")
+    _query_on_threads(store, 100, concurrent=False)
+    assert store.open_readers == 2          # this thread's, and the one the 100 threads passed on
+
+
+def test_idle_readers_are_bounded_and_close_closes_them(tmp_path):
+    from app.events import store as store_module
+    s = EventStore(str(tmp_path / "b.db"), all_projectors())
+    _query_on_threads(s, 40, concurrent=True)
+    assert s.open_readers == store_module.IDLE_READERS
+    idle = list(s._idle)
+    _query_on_threads(s, 40, concurrent=False)
+    assert s.open_readers == store_module.IDLE_READERS
+    s.close()
+    assert s.open_readers == 0
+    with pytest.raises(sqlite3.ProgrammingError):
+        idle[0].execute("SELECT 1")

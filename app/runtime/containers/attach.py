@@ -230,11 +230,13 @@ class AttachMixin:
     """Attach reservations and the per-container conmon attach hub (mixed into the service)."""
 
     def _hub(self, cid: str, bundle: str) -> AttachHub:
-        """The container's attach hub (one conmon connection), made on first use (caller holds the lock)."""
+        """The container's attach hub (one conmon connection), made on first use (caller holds the
+        container's lock, so only one is made; the connect happens outside the tables lock)."""
         hub = self._hubs.get(cid)
         if hub is None or hub.closed.is_set():
             hub = AttachHub(self.monitor.connect_attach(cid, bundle), cid[:12])
-            self._hubs[cid] = hub
+            with self._tables_lock:
+                self._hubs[cid] = hub
         return hub
 
     def reserve_attach(self, cid: str) -> _AttachWaiter:
@@ -242,8 +244,7 @@ class AttachMixin:
         next start. Done before the client hears that its attach is in place, because the next thing
         a client like `docker run` does is start the container, and output must not run ahead."""
         waiter = _AttachWaiter()
-        with self.lock:
-            row = self.resolve(cid)
+        with self._locked_row(cid) as row:
             if self._closing.is_set():
                 waiter.ready.set()
             elif row.is_live:
@@ -253,7 +254,8 @@ class AttachMixin:
                     pass
                 waiter.ready.set()
             else:
-                self._attach_waiters.setdefault(cid, []).append(waiter)
+                with self._tables_lock:
+                    self._attach_waiters.setdefault(cid, []).append(waiter)
         return waiter
 
     def attach_connection(self, waiter: _AttachWaiter, client_gone) -> "Subscription | None":
@@ -267,7 +269,7 @@ class AttachMixin:
 
     def cancel_attach(self, cid: str, waiter: _AttachWaiter) -> None:
         """Stop waiting for a start (the attach ended or never got going)."""
-        with self.lock:
+        with self._tables_lock:
             waiting = self._attach_waiters.get(cid, [])
             if waiter in waiting:
                 waiting.remove(waiter)
@@ -275,8 +277,10 @@ class AttachMixin:
                 self._attach_waiters.pop(cid, None)
 
     def _connect_waiting_attaches(self, cid: str, bundle: str) -> None:
-        self._hubs.pop(cid, None)           # a previous run's hub has ended with that run
-        for waiter in self._attach_waiters.pop(cid, []):
+        with self._tables_lock:
+            self._hubs.pop(cid, None)           # a previous run's hub has ended with that run
+            waiters = self._attach_waiters.pop(cid, [])
+        for waiter in waiters:
             try:
                 waiter.conn = self._hub(cid, bundle).subscribe()
             except OSError:

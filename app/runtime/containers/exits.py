@@ -46,8 +46,9 @@ class ExitsMixin:
             logging.getLogger("berth").exception("exit watcher")
 
     def finish(self, cid: str, code: int | None = None) -> None:
-        """Record an exit: oom/die events, runc state deleted, rootfs unmounted, waiters woken."""
-        with self.lock:
+        """Record an exit: oom/die events, runc state deleted, rootfs unmounted, waiters woken. Holds
+        only this container's lock: the watcher never waits behind another container's start."""
+        with self._locked(cid) as entry:
             row = self.get(cid)
             if row is None or not row.is_live:
                 return
@@ -68,7 +69,7 @@ class ExitsMixin:
                 **self._attrs(row), "exitCode": str(code),
                 "execDuration": str(max(0, (time.time_ns() - started) // 1_000_000_000))}))
             self._record(row, events)
-            self.exited.notify_all()
+            entry.changed.notify_all()
             faults.point("exit:after-die")
             if row.host_config.get("AutoRemove"):    # `docker run --rm`
                 self.remove(cid, force=False)
@@ -87,7 +88,7 @@ class ExitsMixin:
 
     def wait_exit(self, cid: str, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self.lock:
+        with self._locked(cid) as entry:     # wait() lets the lock go: finish and others get in
             while True:
                 if self.state_of(cid) not in LIVE_STATES:
                     return True
@@ -97,14 +98,14 @@ class ExitsMixin:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False
-                self.exited.wait(min(left, WATCH_SECONDS * 4) if left is not None else WATCH_SECONDS * 4)
+                entry.changed.wait(min(left, WATCH_SECONDS * 4) if left is not None else WATCH_SECONDS * 4)
 
     def wait_condition(self, cid: str, condition: str, after_seq: int, client_gone=lambda: False) -> int | None:
         """`POST /wait`: block until the condition holds and return the exit code. Exits are read from
         the log after `after_seq` (the log's end when the request arrived), so a container that starts
         and exits between two looks is still seen: polling the state alone missed those."""
-        while True:
-            with self.lock:
+        with self._locked(cid) as entry:
+            while True:
                 row = self.get(cid)
                 state = row.state if row is not None else None
                 if state in LIVE_STATES and self.monitor.exit_code(cid) is not None:
@@ -121,7 +122,7 @@ class ExitsMixin:
                     return row.exit_code
                 if self._closing.is_set() or self._stop.is_set() or client_gone():
                     return None             # shutdown, or nobody is listening any more
-                self.exited.wait(WATCH_SECONDS * 4)
+                entry.changed.wait(WATCH_SECONDS * 4)
 
     def last_exit_code(self, cid: str) -> int:
         """The code of the container's latest `die` event: the log outlives an auto-removed row."""

@@ -49,7 +49,8 @@ class FsMixin:
         bundle = self.bundle(cid)
         image_row, _ = self.images.resolve(row.image_id)
         layers = self.images.layer_dirs(image_row)
-        with self.lock:
+        with self._locked(cid):
+            row = self.get(cid) or row      # as it is now that a start or exit cannot run in between
             mounted_here = not row.is_live
             rootfs = self.overlay.mount(bundle, layers)
         read_fd, write_fd = os.pipe()
@@ -74,7 +75,7 @@ class FsMixin:
                 writer.join()
             finally:
                 if mounted_here:
-                    with self.lock:
+                    with self._locked(cid):
                         if not self.is_running(cid):
                             self.overlay.unmount(bundle)
 

@@ -83,7 +83,7 @@ def _init_pid(runc_root: str, cid: str) -> int:
 def sweep(containers, cid: str, pids: list[int] = ()) -> bool:
     """Remove everything a stopped (or never started) container may have left on the host except its
     directory: conmon, runc commands, `runc init`, runc state, cgroups, the rootfs mount, the exit
-    file and attach socket. Caller holds the containers lock. True if anything was found."""
+    file and attach socket. At boot, before anything else runs. True if anything was found."""
     c = containers
     bundle = c.bundle(cid)
     found = False
@@ -185,29 +185,30 @@ def _sweep_stopped(c, cid: str, pids: list[int]) -> None:
 def reconcile(containers) -> None:
     """Run once at engine start, before the exit watcher: see the module docstring."""
     c = containers
-    with c.lock:
-        procs = runtime_processes(c.runc.root, c.monitor.exits_dir)
-        # 1. containers the log shows running: still running, exited meanwhile, or lost
-        for cid in container_ids(c.events, states=LIVE_STATES):
-            _guarded("exit of", cid, _recover_running, c, cid)
-        # 2. removals that were cut: finish them
-        for name in os.listdir(c.dir):
-            if name.endswith(REMOVING_SUFFIX):
-                cid = name[:-len(REMOVING_SUFFIX)]
-                _guarded("removal of", cid, _finish_removal, c, cid)
-        rows = {cid: get_container(c.events, cid) for cid in container_ids(c.events)}
-        stopped = [cid for cid, row in rows.items() if row is not None and not row.is_live]
-        # 3. containers that are not running: a start or rm cut at any point leaves its pieces here
-        for cid in stopped:
-            _guarded("clean-up of", cid, _sweep_stopped, c, cid, procs.get(cid, []))
-        # 4. runtime leftovers of ids the store does not know
-        unknown = set(procs)
-        unknown.update(os.listdir(c.runc.root))
-        for directory in (c.dir, c.monitor.exits_dir, c.monitor.sockets_dir):
-            unknown.update(n for n in os.listdir(directory) if ID_RE.match(n))
-        for cid in sorted(unknown - set(rows)):
-            _guarded("leftovers of", cid, _sweep_unknown, c, cid, procs.get(cid, []))
-        # 5. AutoRemove containers that are not running go, as in moby's restore
-        for cid in stopped:
-            if rows[cid].host_config.get("AutoRemove"):
-                _guarded("auto-removal of", cid, c.remove, cid, True)
+    # No lock held across: nothing else runs yet (the API serves and the watcher starts after boot),
+    # and finish and remove take each container's own lock.
+    procs = runtime_processes(c.runc.root, c.monitor.exits_dir)
+    # 1. containers the log shows running: still running, exited meanwhile, or lost
+    for cid in container_ids(c.events, states=LIVE_STATES):
+        _guarded("exit of", cid, _recover_running, c, cid)
+    # 2. removals that were cut: finish them
+    for name in os.listdir(c.dir):
+        if name.endswith(REMOVING_SUFFIX):
+            cid = name[:-len(REMOVING_SUFFIX)]
+            _guarded("removal of", cid, _finish_removal, c, cid)
+    rows = {cid: get_container(c.events, cid) for cid in container_ids(c.events)}
+    stopped = [cid for cid, row in rows.items() if row is not None and not row.is_live]
+    # 3. containers that are not running: a start or rm cut at any point leaves its pieces here
+    for cid in stopped:
+        _guarded("clean-up of", cid, _sweep_stopped, c, cid, procs.get(cid, []))
+    # 4. runtime leftovers of ids the store does not know
+    unknown = set(procs)
+    unknown.update(os.listdir(c.runc.root))
+    for directory in (c.dir, c.monitor.exits_dir, c.monitor.sockets_dir):
+        unknown.update(n for n in os.listdir(directory) if ID_RE.match(n))
+    for cid in sorted(unknown - set(rows)):
+        _guarded("leftovers of", cid, _sweep_unknown, c, cid, procs.get(cid, []))
+    # 5. AutoRemove containers that are not running go, as in moby's restore
+    for cid in stopped:
+        if rows[cid].host_config.get("AutoRemove"):
+            _guarded("auto-removal of", cid, c.remove, cid, True)

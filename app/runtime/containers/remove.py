@@ -18,13 +18,15 @@ class RemoveMixin:
     """Containers.remove, prune (mixed into the service)."""
 
     def remove(self, ref: str, force: bool) -> None:
-        """The state is checked and the container destroyed under the lock, so a start cannot slip in
-        between (that once destroyed a running container without a die). A forced removal kills
-        outside the lock, because seeing the exit needs the watcher, and then checks again."""
+        """The state is checked and the container destroyed under its lock, so a start cannot slip in
+        between (that once destroyed a running container without a die). A start in flight holds
+        that lock, so `rm -f` cancels it before taking the lock (the start then undoes itself and
+        lets go). A forced removal kills outside the lock, because seeing the exit needs the
+        watcher, and then checks again."""
         cid = self.resolve(ref).id
         killed = force and self._cancel_start(cid)      # a start in flight (maybe hanging) is ended first
         while True:
-            with self.lock:
+            with self._locked(cid):
                 row = self.get(cid)
                 if row is None:
                     if killed:
@@ -50,7 +52,7 @@ class RemoveMixin:
             killed = True
 
     def _destroy(self, row: Container) -> None:
-        """Remove a container that is not running (caller holds the lock). The removal marker makes
+        """Remove a container that is not running (caller holds its lock). The removal marker makes
         the next boot finish a removal cut at any step (app/runtime/recovery.py)."""
         cid = row.id
         bundle = self.bundle(cid)
@@ -68,11 +70,14 @@ class RemoveMixin:
         self._record(row, [NewEvent("container", "destroy", cid, self._attrs(row))])
         recovery.unmark_removing(self, cid)
         self._release_attach_waiters(row.id)
-        self._hubs.pop(row.id, None)
-        self.exited.notify_all()
+        with self._tables_lock:
+            self._hubs.pop(row.id, None)
+        self._notify_changed(cid)           # `wait?condition=removed`
 
     def _release_attach_waiters(self, cid: str) -> None:
-        for waiter in self._attach_waiters.pop(cid, []):
+        with self._tables_lock:
+            waiters = self._attach_waiters.pop(cid, [])
+        for waiter in waiters:
             waiter.ready.set()              # an attach waiting for a start that will not come
 
     def prune(self, until_ns: int | None, labels: set[str], not_labels: set[str]) -> dict:

@@ -7,11 +7,28 @@ boot, which also cleans up what a start or rm cut short left on the host (recove
 
 Construction does no I/O beyond creating the containers directory and starts no thread;
 `boot()` is the boot step (reconcile, then the exit watcher), `close()` undoes it.
+
+Locking. Each container has its own lock (`_locked(cid)`), held by every step of its lifecycle
+(start, kill, pause/unpause, rm, finish, attach hub set-up), so one container's slow start (mount,
+conmon, runc) never delays another's start, stop, rm or exit. Rules:
+- the registry lock and the tables lock are leaves: nothing is called while holding them;
+- a thread holds at most one container's lock (re-entered freely: AutoRemove's remove from finish,
+  a failed start's AutoRemove). Reading another container (PidMode container:<id>) reads the
+  projection and takes no lock;
+- `rm -f` cancels an in-flight start *before* it takes the lock the start holds (the cancel kills
+  what the start waits on, so the start ends and lets go);
+- waits (`wait_exit`, `wait_condition`) sleep on the container's Condition, which releases its lock;
+  finish and destroy notify it.
+Entries are counted by their users and dropped when the last one lets go: the registry holds only
+containers someone is acting on or waiting for. Names need no lock: create and rename check them
+inside the append transaction (create.py's guards).
 """
 from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 from app.config import Config
 from app.errors import ConcurrentChange, Conflict, InvalidParameter, NotFound
@@ -33,6 +50,16 @@ from app.runtime.host import Host
 from app.runtime.host.exitwatch import ExitDirWatch
 
 
+class _ContainerLock:
+    """One container's lock, the Condition its waits sleep on, and how many threads use it."""
+    __slots__ = ("lock", "changed", "users")
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.users = 0
+
+
 def audit_stream(cid: str) -> str:
     return f"container-audit:{cid}"
 
@@ -51,14 +78,15 @@ class Containers(CreateMixin, StartMixin, StopMixin, ExitsMixin, RemoveMixin, At
         self.reaper = host.reaper
         self.dir = os.path.join(data_root, "containers")
         os.makedirs(self.dir, mode=0o711, exist_ok=True)
-        self.lock = threading.RLock()
-        self.exited = threading.Condition(self.lock)
+        self._locks: dict[str, _ContainerLock] = {}
+        self._locks_lock = threading.Lock()     # the registry; a leaf
+        self._tables_lock = threading.Lock()    # _hubs and _attach_waiters as wholes; a leaf
         self._stop = threading.Event()
         self._attach_waiters: dict[str, list[_AttachWaiter]] = {}
         self._hubs: dict[str, AttachHub] = {}     # running containers' single conmon attach connections
         self._closing = threading.Event()
         self.closing = self._closing          # read by streaming handlers (attach with logs) to end
-        self._starting: dict[str, recovery.StartAttempt] = {}    # guarded by its own lock: the start holds self.lock
+        self._starting: dict[str, recovery.StartAttempt] = {}    # its own lock: the start holds the container's
         self._starting_lock = threading.Lock()
         self._notify: ExitDirWatch | None = None
         self._watcher: threading.Thread | None = None
@@ -76,7 +104,7 @@ class Containers(CreateMixin, StartMixin, StopMixin, ExitsMixin, RemoveMixin, At
     def end_attaches(self) -> None:
         """Daemon shutdown: end every attach stream (containers keep running; clients see EOF)."""
         self._closing.set()
-        with self.lock:
+        with self._tables_lock:
             hubs, self._hubs = list(self._hubs.values()), {}
         for hub in hubs:
             hub.close()
@@ -88,6 +116,41 @@ class Containers(CreateMixin, StartMixin, StopMixin, ExitsMixin, RemoveMixin, At
             self._notify.wake()
             self._watcher.join()
         self.cgroups.remove_parent()
+
+    # ------------------------------------------------------------------------------ per-container locks
+
+    @contextmanager
+    def _locked(self, cid: str) -> Iterator[_ContainerLock]:
+        """Hold the container's lock; yields its entry (`.changed` is the Condition waits use)."""
+        with self._locks_lock:
+            entry = self._locks.get(cid)
+            if entry is None:
+                entry = self._locks[cid] = _ContainerLock()
+            entry.users += 1
+        try:
+            with entry.lock:
+                yield entry
+        finally:
+            with self._locks_lock:
+                entry.users -= 1
+                if not entry.users:         # nobody acts on or waits for it: no entry kept
+                    del self._locks[cid]
+
+    @contextmanager
+    def _locked_row(self, ref: str) -> Iterator[Container]:
+        """Resolve `ref`, hold that container's lock, and yield its row as read under the lock."""
+        cid = self.resolve(ref).id
+        with self._locked(cid):
+            row = self.get(cid)
+            if row is None:                 # removed while we waited for the lock
+                raise NotFound(f"No such container: {ref}")
+            yield row
+
+    def _notify_changed(self, cid: str) -> None:
+        """Wake the container's waiters (caller holds its lock, so the entry exists)."""
+        entry = self._locks.get(cid)
+        if entry is not None:
+            entry.changed.notify_all()
 
     # ------------------------------------------------------------------------------ lookups
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 
@@ -12,6 +13,7 @@ from app.runtime import faults
 from app.runtime.containers import recovery
 from app.runtime.containers.security import pid_mode
 from app.runtime.containers.spec import build_spec, write_etc_files
+from app.runtime.host.errors import classify
 from app.runtime.host.runc import RuncError
 
 
@@ -29,8 +31,9 @@ class StartMixin:
     """Containers.start and what undoes a failed or cancelled start."""
 
     def start(self, ref: str) -> None:
-        with self.lock:
-            row = self.resolve(ref)
+        # Only this container's lock is held: the mount, bundle, conmon and runc of one start never
+        # hold up another container's verbs or the exit watcher (service.py, "Locking").
+        with self._locked_row(ref) as row:
             if row.state == "paused":
                 raise Conflict("cannot start a paused container, try unpause instead")
             if row.state in ("running", "restarting"):
@@ -40,18 +43,24 @@ class StartMixin:
                 self._starting[row.id] = attempt
             try:
                 self._prepare_and_run(row, attempt)
-            except (RuncError, InvalidParameter) as err:
+            except Exception as failure:
+                # The one error boundary of a start: whatever failed (runc, conmon, the mount, an
+                # OSError such as ENOSPC or a vanished layer dir) is recorded, its attaches released,
+                # and it answers with a classified error (_prepare_and_run has undone the host side).
+                err = classify(failure, f"failed to start container {row.id[:12]}")
                 self._release_attach_waiters(row.id)    # as moby cancels attaches on a failed start
                 if attempt.cancelled.is_set():             # rm -f ended it; the removal follows
-                    raise Conflict(f"container {row.id} was removed while it was starting") from err
+                    raise Conflict(f"container {row.id} was removed while it was starting") from failure
                 code = _exit_code_for(err)
                 self._record(row, [NewEvent("container", "start-failed", row.id, self._attrs(row),
                                                    payload={"error": str(err), "exit_code": code})])
                 if row.host_config.get("AutoRemove"):
                     self.remove(row.id, force=True)     # as Docker: a --rm container that cannot start goes
                 if isinstance(err, RuncError) and code in (126, 127):
-                    raise InvalidParameter(str(err)) from err
-                raise
+                    raise InvalidParameter(str(err)) from failure
+                if err is failure:
+                    raise
+                raise err from failure
             finally:
                 with self._starting_lock:
                     self._starting.pop(row.id, None)
@@ -67,7 +76,10 @@ class StartMixin:
         return True
 
     def _undo_start(self, cid: str, bundle: str, pid: int, attempt: recovery.StartAttempt) -> None:
-        recovery.undo_start(self, cid, bundle, pid, attempt)
+        try:
+            recovery.undo_start(self, cid, bundle, pid, attempt)
+        except Exception:  # noqa: BLE001 - the start's own error is the one to report; boot sweeps the rest
+            logging.getLogger("berth").exception("undoing the start of %s", cid[:12])
         self._reap(cid, bundle)             # a conmon that reported the failure exits
 
     def _prepare_and_run(self, row: Container, attempt: recovery.StartAttempt) -> None:
@@ -107,15 +119,17 @@ class StartMixin:
             self.monitor.start(cid, pid)
             faults.point("start:after-release")
             attempt.check(cid)
+            # in the undone part: a start whose event cannot be written leaves no process behind
+            self._record(row, [NewEvent("container", "start", cid, self._attrs(row), payload={"pid": pid})])
         except BaseException:
             self._undo_start(cid, bundle, pid, attempt)
             raise
-        self._record(row, [NewEvent("container", "start", cid, self._attrs(row), payload={"pid": pid})])
         faults.point("start:after-start-event")
 
     def _pid_namespace_to_join(self, host_config: dict) -> str | None:
         """/proc/<pid>/ns/pid of the container PidMode `container:<id>` names; moby's errors when it is
-        gone or not running (the caller holds the lock)."""
+        gone or not running. The other container's row is read without its lock (one container lock
+        per thread); the start of this one fails anyway if that one exits meanwhile."""
         kind, target = pid_mode(host_config)
         if kind != "container":
             return None

@@ -19,8 +19,7 @@ class StopMixin:
             self._thaw(cid)                  # a frozen process cannot die
             self.wait_exit(cid, 10)
             return
-        with self.lock:
-            row = self.resolve(ref)
+        with self._locked_row(ref) as row:
             not_running = Conflict(f"cannot kill container: {ref}: container {row.id} is not running")
             if not row.is_live:
                 raise not_running
@@ -56,8 +55,7 @@ class StopMixin:
         self._note(row, "stop")
 
     def pause(self, ref: str) -> None:
-        with self.lock:
-            row = self.resolve(ref)
+        with self._locked_row(ref) as row:
             if row.state == "paused":
                 raise Conflict(f"Container {row.id} is already paused")
             if row.state != "running":
@@ -67,7 +65,7 @@ class StopMixin:
 
     def _thaw(self, cid: str) -> None:
         """Unfreeze a paused container so a signal sent to it takes effect (Docker does the same)."""
-        with self.lock:
+        with self._locked(cid):
             row = self.get(cid)
             if row is not None and row.state == "paused":
                 try:
@@ -77,8 +75,7 @@ class StopMixin:
                 self._record(row, [NewEvent("container", "unpause", cid, self._attrs(row))])
 
     def unpause(self, ref: str) -> None:
-        with self.lock:
-            row = self.resolve(ref)
+        with self._locked_row(ref) as row:
             if row.state != "paused":
                 raise Conflict(f"Container {row.id} is not paused")
             self.runc.resume(row.id)

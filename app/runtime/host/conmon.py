@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 from app.runtime import faults
+from app.runtime.host.errors import describe_os_error
 from app.runtime.host.runc import Runc, RuncError
 
 # Each step of a start (conmon forking away, `runc create` reporting the pid, the release) gets at
@@ -96,10 +97,13 @@ class Monitor:
         start_child, start_parent = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = dict(os.environ, _OCI_SYNCPIPE=str(sync_child.fileno()), _OCI_STARTPIPE=str(start_child.fileno()))
         try:
-            with open(os.path.join(f.userdata, "conmon.err"), "wb") as err:
-                proc = subprocess.Popen(argv, env=env, cwd=f.userdata, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
-                                        pass_fds=(sync_child.fileno(), start_child.fileno()))
+            try:
+                with open(os.path.join(f.userdata, "conmon.err"), "wb") as err:
+                    proc = subprocess.Popen(argv, env=env, cwd=f.userdata, stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+                                            pass_fds=(sync_child.fileno(), start_child.fileno()))
+            except OSError as exc:      # conmon missing, not executable, no memory to fork, ...
+                raise RuncError(f"conmon failed to create container: {describe_os_error(exc)}") from exc
             sync_child.close()
             start_child.close()
             start_parent.send(b"\0")        # conmon waits for this before it forks away

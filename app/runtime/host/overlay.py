@@ -22,6 +22,7 @@ import os
 import stat
 
 from app.runtime.host import fsmount
+from app.runtime.host.errors import HostError, describe_os_error
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 MNT_DETACH = 2
@@ -31,15 +32,18 @@ PAGE = 4096                 # mount(2) copies at most one page of options
 MAX_LOWER_LAYERS = 500      # overlayfs's OVL_MAX_STACK: more lowers are refused with EINVAL
 
 
-class MountError(OSError):
-    pass
+class MountError(HostError):
+    """A mount or unmount failed (HTTP 500): a system fault, never the request's."""
+
+    def __init__(self, errno_: int, message: str):
+        super().__init__(message, errno_)
 
 
 def _mount(source: str, target: str, fstype: str, options: str) -> None:
     # ctypes mount(2): no fork/exec of mount(8) on every container start.
     if _libc.mount(source.encode(), target.encode(), fstype.encode(), 0, options.encode()) != 0:
         err = ctypes.get_errno()
-        raise MountError(err, f"mount {fstype} on {target}: {os.strerror(err)}")
+        raise MountError(err, f"error mounting {fstype} on {target}: {os.strerror(err)}")
 
 
 def is_mounted(path: str) -> bool:
@@ -53,10 +57,18 @@ def mount_rootfs(container_dir: str, lowerdirs: list[str]) -> str:
     if not lowerdirs:
         raise ValueError("an overlay needs at least one lower layer")
     upper, work, rootfs = (os.path.join(container_dir, d) for d in ("upper", "work", "rootfs"))
-    for path in (upper, work, rootfs):
-        os.makedirs(path, mode=0o755, exist_ok=True)
+    try:
+        for path in (upper, work, rootfs):
+            os.makedirs(path, mode=0o755, exist_ok=True)
+    except OSError as err:
+        raise MountError(err.errno or 0, f"error preparing the container's root filesystem: "
+                                         f"{describe_os_error(err)}") from err
     if is_mounted(rootfs):
         return rootfs
+    missing = next((d for d in lowerdirs if not os.path.isdir(d)), None)
+    if missing is not None:         # the kernel would only say ENOENT; name the damaged layer
+        raise MountError(errno.ENOENT, f"error mounting the container's root filesystem: image layer "
+                                       f"directory {missing} is missing (remove the image and pull or load it again)")
     mount_overlay(lowerdirs, upper, work, rootfs)
     return rootfs
 

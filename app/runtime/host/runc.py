@@ -12,6 +12,8 @@ from app.errors import BerthError, InvalidParameter
 
 
 class RuncError(BerthError):
+    """runc or conmon failed (HTTP 500 with runc's message; start maps exec errors to 400, kill a
+    "not running" to 409)."""
     status = 500
 
 
@@ -41,7 +43,12 @@ class Runc:
         return [self.binary, "--root", self.root, *args]
 
     def _run(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-        result = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout)
+        try:
+            result = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise RuncError(f"runc {args[0]} did not finish within {timeout:g}s") from None
+        except OSError as err:          # runc missing or not executable, no memory to fork
+            raise RuncError(f"runc {args[0]}: {err.strerror or err}") from err
         if check and result.returncode != 0:
             raise RuncError(_message(result.stderr) or f"runc {args[0]} failed with {result.returncode}")
         return result
