@@ -107,6 +107,8 @@ class FakeHost:
         self.calls: list[tuple] = []             # every runc/conmon command: ("kill", cid, 15), …
         self.mounted: set[str] = set()           # bundles whose rootfs is "mounted"
         self.resizes: list[tuple[str, int, int]] = []
+        self.updates: list[tuple[str, dict]] = []    # `runc update`: (cid, the resources JSON)
+        self.update_error: str | None = None         # set: `runc update` fails with this message
         self.exits_dir: str | None = None
         self.runc_root: str | None = None
         self._pids = itertools.count(FIRST_PID)
@@ -415,6 +417,14 @@ class FakeRunc(Runc):
                     stdout = json.dumps([self.host._live(rest[0]).pid])
             elif command == "delete":
                 self.host.delete(rest[0], force="--force" in flags)
+            elif command == "update":           # update --resources FILE ID
+                with open(rest[0]) as fh:
+                    resources = json.load(fh)
+                with self.host.lock:
+                    self.host._live(rest[1])
+                    if self.host.update_error:
+                        raise _RuncFailure(self.host.update_error)
+                    self.host.updates.append((rest[1], resources))
             else:
                 raise _RuncFailure(f"fake runc: no command {command!r}")
         except _RuncFailure as failure:

@@ -9,11 +9,11 @@ import argparse
 import os
 import sys
 
-from app.cli import admin, containers, exec as exec_cmd, images, system
+from app.cli import admin, containers, exec as exec_cmd, images, resources, system
 from app.cli.client import APIError, CannotConnect, Client, ProtocolError
 from app.common.defaults import DEFAULT_HOST
 
-COMMAND_MODULES = (system, images, containers, exec_cmd, admin)
+COMMAND_MODULES = (system, images, containers, exec_cmd, resources, admin)
 
 
 class CommandError(Exception):

@@ -105,6 +105,16 @@ class ContainersProjector:
     def _on_rename(self, conn, ev: Event) -> None:
         conn.execute("UPDATE containers SET name=? WHERE id=?", (ev.attributes["name"], ev.actor_id))
 
+    def _on_update(self, conn, ev: Event) -> None:
+        """`docker update`: the payload's host_config keys replace the stored ones (inspect shows them,
+        the next start applies them)."""
+        changes = (ev.payload or {}).get("host_config") or {}
+        row = conn.execute("SELECT host_config FROM containers WHERE id=?", (ev.actor_id,)).fetchone()
+        if row is None or not changes:
+            return
+        conn.execute("UPDATE containers SET host_config=? WHERE id=?",
+                     (json.dumps({**json.loads(row[0]), **changes}, sort_keys=True), ev.actor_id))
+
     def _on_destroy(self, conn, ev: Event) -> None:
         conn.execute("DELETE FROM containers WHERE id=?", (ev.actor_id,))
 

@@ -124,7 +124,8 @@ def test_docker_ps_keeps_working_after_bad_labels(daemon, busybox):
     (["-v", "/:/host"], "berth does not support HostConfig.Binds yet"),
     (["--restart", "always"], "berth does not support HostConfig.RestartPolicy yet"),
     (["-p", "8080:80"], "berth does not support HostConfig.PortBindings yet"),
-    (["--cpuset-cpus", "0"], "berth does not support HostConfig.CpusetCpus yet"),
+    (["--blkio-weight", "300"], "berth does not support HostConfig.BlkioWeight yet"),
+    (["--cpuset-cpus", "0-999"], "Requested CPUs are not available - requested 0-999, available: "),
 ])
 @needs_docker_cli
 def test_the_docker_cli_is_told_what_is_not_supported(daemon, busybox, flag, message):

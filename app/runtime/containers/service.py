@@ -1,5 +1,5 @@
 """The containers service: one object, its verbs in one module each (create.py, start.py, stop.py,
-exits.py, remove.py, attach.py, fs.py, processes.py), mixed in here.
+exits.py, remove.py, attach.py, fs.py, processes.py, stats.py, update.py), mixed in here.
 
 The containers projection is the state; every change is an appended event. Runtime facts (an exit
 file appeared, conmon vanished while the daemon was down) enter as events too, from `reconcile` at
@@ -45,7 +45,9 @@ from app.runtime.containers.fs import FsMixin
 from app.runtime.containers.processes import ProcessesMixin
 from app.runtime.containers.remove import RemoveMixin
 from app.runtime.containers.start import StartMixin
+from app.runtime.containers.stats import StatsMixin
 from app.runtime.containers.stop import StopMixin
+from app.runtime.containers.update import UpdateMixin
 from app.runtime.host import Host
 from app.runtime.host.exitwatch import ExitDirWatch
 
@@ -65,7 +67,7 @@ def audit_stream(cid: str) -> str:
 
 
 class Containers(CreateMixin, StartMixin, StopMixin, ExitsMixin, RemoveMixin, AttachMixin, FsMixin,
-                 ProcessesMixin, ExecMixin):
+                 ProcessesMixin, ExecMixin, StatsMixin, UpdateMixin):
     def __init__(self, events: EventStore, images, host: Host, config: Config, data_root: str):
         self.events = events
         self.images = images

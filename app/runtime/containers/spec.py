@@ -10,6 +10,7 @@ import os
 import resource
 
 from app.errors import InvalidParameter
+from app.runtime.host.cgroups import available_cpuset
 from app.runtime.host.seccomp import seccomp_for
 from app.runtime.containers.security import DEFAULT_CAPS  # noqa: F401  (Docker's default set, re-exported)
 from app.runtime.containers.security import (container_caps, device_cgroup_rules, device_mappings, devices_from_path, host_devices,
@@ -112,8 +113,9 @@ def group_add_gids(rootfs: str, group_add: list) -> list[int]:
 
 # ------------------------------------------------------------------------------------------ limits
 
-def resources_from(host_config: dict, ncpu: int | None = None) -> dict:
-    """linux.resources from Docker's HostConfig, with Docker's validation messages."""
+def resources_from(host_config: dict, ncpu: int | None = None, available=None) -> dict:
+    """linux.resources from Docker's HostConfig, with Docker's validation messages. `available(kind)`
+    gives the host's cpuset ("cpus"/"mems"; default: the root cpuset's)."""
     ncpu = ncpu or os.cpu_count() or 1
     out: dict = {}
     memory = int(host_config.get("Memory") or 0)
@@ -175,7 +177,40 @@ def resources_from(host_config: dict, ncpu: int | None = None) -> dict:
     pids = host_config.get("PidsLimit")
     if pids is not None and int(pids) > 0:
         out["pids"] = {"limit": int(pids)}
+    for key, kind, what in (("CpusetCpus", "cpus", "CPUs"), ("CpusetMems", "mems", "memory nodes")):
+        value = host_config.get(key) or ""
+        if value:
+            check_cpuset(value, kind, what, available(kind) if available else available_cpuset(kind))
+            out.setdefault("cpu", {})[kind] = value
     return out
+
+
+_MAX_CPUSET = 1 << 16          # a CPU or node number beyond any machine: refused before any set is built
+
+
+def parse_cpuset(value: str) -> list[tuple[int, int]]:
+    """moby's parsers.ParseUintList ("0-2,5"): inclusive ranges; ValueError for anything else."""
+    out = []
+    for part in value.split(","):
+        low, sep, high = part.partition("-")
+        if not low.isdigit() or (sep and not high.isdigit()) or not (low.isascii() and high.isascii()):
+            raise ValueError(value)
+        a, b = int(low), int(high) if sep else int(low)
+        if a > b or b >= _MAX_CPUSET:
+            raise ValueError(value)
+        out.append((a, b))
+    return out
+
+
+def check_cpuset(value: str, kind: str, what: str, available: str) -> None:
+    """Docker's texts: "Invalid value 0-x for cpuset cpus", "Requested CPUs are not available - …"."""
+    try:
+        wanted = parse_cpuset(value)
+    except ValueError:
+        raise InvalidParameter(f"Invalid value {value} for cpuset {kind}") from None
+    have = {n for a, b in parse_cpuset(available) for n in range(a, b + 1)} if available else set()
+    if any(n not in have for a, b in wanted for n in range(a, min(b, a + len(have)) + 1)):
+        raise InvalidParameter(f"Requested {what} are not available - requested {value}, available: {available}")
 
 
 def clamped_rlimits(requested: list[dict]) -> list[dict]:

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal as signals
 import subprocess
+import tempfile
 
 from app.errors import BerthError, InvalidParameter
 
@@ -73,6 +74,15 @@ class Runc:
 
     def resume(self, container_id: str) -> None:
         self._run("resume", container_id)
+
+    def update(self, container_id: str, resources: dict) -> None:
+        """`runc update --resources FILE`: apply an OCI `linux.resources` object to the live cgroup.
+        runc's (or the kernel's) refusal raises RuncError with runc's message; nothing is changed then
+        but what runc had already written (it writes memory and swap in the order the kernel accepts)."""
+        with tempfile.NamedTemporaryFile("w", prefix="resources-", suffix=".json", dir=self.root) as fh:
+            json.dump(resources, fh)
+            fh.flush()
+            self._run("update", "--resources", fh.name, container_id)
 
     def pids(self, container_id: str) -> list[int]:
         return json.loads(self._run("ps", "--format", "json", container_id).stdout or "[]")
