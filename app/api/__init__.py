@@ -11,6 +11,7 @@ def register_api(flask_app) -> None:
     from app.api.container_resources import bp as container_resources_bp
     from app.api.commit import bp as commit_bp
     from app.api.containers import bp as containers_bp
+    from app.api.exec import bp as exec_bp
     from app.api.images import bp as images_bp
     from app.api.system import bp as system_bp
     from app.api.system_df import bp as system_df_bp
@@ -22,6 +23,7 @@ def register_api(flask_app) -> None:
     flask_app.register_blueprint(container_attach_ws_bp)
     flask_app.register_blueprint(container_archive_bp)
     flask_app.register_blueprint(images_bp)
+    flask_app.register_blueprint(exec_bp)
     flask_app.register_blueprint(container_resources_bp)
     flask_app.register_blueprint(system_df_bp)
     flask_app.register_blueprint(commit_bp)

@@ -165,7 +165,7 @@ def inspect_container(ref):
         "HostnamePath": os.path.join(bundle, "hostname"), "HostsPath": os.path.join(bundle, "hosts"),
         "LogPath": os.path.join(bundle, "userdata", "ctr.log"), "Name": "/" + row.name,
         "RestartCount": row.restart_count, "Driver": "overlay2", "Platform": "linux", "MountLabel": "",
-        "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
+        "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": containers.exec_ids(row.id),
         "HostConfig": {"NetworkMode": "default", "LogConfig": {"Type": "json-file", "Config": {}}, "Runtime": "runc",
                        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": False,
                        "Binds": None, "PortBindings": {}, **host_config},

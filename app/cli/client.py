@@ -370,7 +370,8 @@ class Client:
             raise APIError(resp.status, message)
         return resp
 
-    def hijack(self, method: str, path: str, params: dict | None = None) -> tuple[socket.socket, bytes]:
+    def hijack(self, method: str, path: str, params: dict | None = None, body: dict | None = None
+               ) -> tuple[socket.socket, bytes]:
         """Send an upgrade request on a connection of its own and return the raw socket once the daemon
         answers `101 UPGRADED`, with any bytes that arrived after the head."""
         conn = Connection(self._conn.address, None, self._conn.ssl_context)
@@ -379,7 +380,7 @@ class Client:
         except OSError as err:
             raise self._cannot_connect() from err
         try:
-            return self._upgrade(sock, method, path, params)
+            return self._upgrade(sock, method, path, params, body)
         except OSError as err:
             sock.close()
             raise self._cannot_connect(err) from err
@@ -388,9 +389,13 @@ class Client:
             raise CannotConnect(f"the daemon's answer to an attach is not HTTP: {err}") from err
 
     @staticmethod
-    def _upgrade(sock: socket.socket, method: str, path: str, params: dict | None) -> tuple[socket.socket, bytes]:
+    def _upgrade(sock: socket.socket, method: str, path: str, params: dict | None, body: dict | None = None
+                 ) -> tuple[socket.socket, bytes]:
+        data = json.dumps(body).encode() if body is not None else b""
+        kind = "Content-Type: application/json\r\n" if body is not None else ""
         sock.sendall(f"{method} {_url(path, params)} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: berth-cli\r\n"
-                     "Content-Length: 0\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode())
+                     f"{kind}Content-Length: {len(data)}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode()
+                     + data)
         data = b""
         while b"\r\n\r\n" not in data:
             chunk = sock.recv(_BUFFER)

@@ -63,7 +63,8 @@ class Event:
 
     @property
     def is_docker_visible(self) -> bool:
-        return self.action in DOCKER_ACTIONS.get(self.type, ())
+        # `exec_create: CMD ARGS`, `exec_start: …` and `health_status: …` carry a suffix (moby)
+        return self.action.split(":", 1)[0] in DOCKER_ACTIONS.get(self.type, ())
 
     def to_docker(self) -> dict:
         """The JSON object /events sends, key order and legacy fields as moby writes them."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 import sqlite3
 
 from app.projections.containers import ContainersProjector
+from app.projections.execs import ExecsProjector
 from app.projections.images import ImagesProjector
 from app.projections.volumes import VolumesProjector
 
 
 def all_projectors() -> list:
-    return [ContainersProjector(), ImagesProjector(), VolumesProjector()]
+    return [ContainersProjector(), ImagesProjector(), VolumesProjector(), ExecsProjector()]
 
 
 META_TABLE = "projection_meta"

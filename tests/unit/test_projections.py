@@ -19,7 +19,9 @@ VOLUME_ACTIONS = ["create", "mount", "unmount", "destroy"]
 def random_event(rng: random.Random, counter: list) -> NewEvent:
     counter[0] += 1
     n = counter[0]
-    kind = rng.choice(["container", "container", "image", "volume"])
+    kind = rng.choice(["container", "container", "image", "volume", "exec"])
+    if kind == "exec":
+        return random_exec_event(rng, n)
     if kind == "container":
         cid = f"c{rng.randrange(8):02d}" + "0" * 62
         action = rng.choice(CONTAINER_ACTIONS)
@@ -52,6 +54,58 @@ def random_event(rng: random.Random, counter: list) -> NewEvent:
         attrs["container"] = f"c{rng.randrange(8):02d}"
     payload = {"labels": {"n": str(n)}, "anonymous": rng.random() < 0.5} if action == "create" else None
     return NewEvent("volume", action, vid, attrs, payload=payload)
+
+
+EXEC_ACTIONS = ["exec_create", "exec_start", "exec_die", "exec-failed", "exec_detach"]
+
+
+def random_exec_event(rng: random.Random, n: int) -> NewEvent:
+    """An exec's events: Docker's action carries the command (`exec_create: sh -c 1`), the stream is
+    the exec's own; some land on a container that is gone or never was."""
+    cid = f"c{rng.randrange(8):02d}" + "0" * 62
+    eid = f"e{rng.randrange(12):02d}" + "0" * 61
+    action = rng.choice(EXEC_ACTIONS)
+    attrs = {"image": "busybox", "name": f"name-{cid[:3]}", "execID": eid}
+    payload = None
+    if action == "exec_create":
+        payload = {"config": {"entrypoint": "sh", "arguments": ["-c", str(n)], "tty": rng.random() < 0.5}}
+        action = f"exec_create: sh -c {n}"
+    elif action == "exec_start":
+        payload = {"pid": rng.randrange(1, 50000)}
+        action = f"exec_start: sh -c {n}"
+    elif action == "exec_die":
+        attrs["exitCode"] = str(rng.choice([0, 1, 126, 127, 137]))
+    elif action == "exec-failed":
+        payload = {"exit_code": rng.choice([126, 127]), "error": f"no {n}"}
+    stream = f"container-audit:{cid}" if action == "exec_detach" else f"exec:{eid}"
+    return NewEvent("container", action, cid, attrs, payload=payload, stream=stream)
+
+
+def test_exec_rows_follow_their_stream_and_go_with_the_container(tmp_path):
+    store = EventStore(str(tmp_path / "b.db"), all_projectors())
+    cid, eid = "f" * 64, "e" * 64
+    store.append([NewEvent("container", "create", cid, {"name": "web", "image": "busybox"}, payload={})])
+    store.append([NewEvent("container", "exec_create: sh -c exit 3 ", cid, {"execID": eid}, stream=f"exec:{eid}",
+                           payload={"config": {"entrypoint": "sh"}})])
+    from app.projections import execs
+    assert execs.get_exec(store, eid).state == "created" and execs.exec_ids(store, cid) == [eid]
+    store.append([NewEvent("container", "exec_start: sh -c exit 3 ", cid, {"execID": eid}, stream=f"exec:{eid}",
+                           payload={"pid": 7})])
+    row = execs.get_exec(store, eid)
+    assert (row.state, row.pid, row.exit_code, row.version) == ("running", 7, None, 2)
+    store.append([NewEvent("container", "exec_die", cid, {"execID": eid, "exitCode": "3"}, stream=f"exec:{eid}")])
+    row = execs.get_exec(store, eid)
+    assert (row.state, row.exit_code) == ("exited", 3) and execs.exec_ids(store, cid) == []
+    store.append([NewEvent("container", "destroy", cid, {"name": "web"})])
+    assert execs.get_exec(store, eid) is None
+    store.close()
+
+
+def test_exec_actions_are_docker_visible_by_their_first_word():
+    from app.events.model import Event
+    ev = Event(1, 1, "container", "exec_start: sh -c ls", "c", {}, "exec:e", 2)
+    assert ev.is_docker_visible
+    assert not Event(1, 1, "container", "exec-failed", "c", {}, "exec:e", 3).is_docker_visible
 
 
 @pytest.mark.parametrize("seed", range(25))

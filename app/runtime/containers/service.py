@@ -41,6 +41,7 @@ from app.runtime.containers.archive import ArchiveMixin
 from app.runtime.containers.commit import CommitMixin
 from app.runtime.containers.attach import AttachHub, AttachMixin, _AttachWaiter
 from app.runtime.containers.create import CreateMixin
+from app.runtime.containers.exec import ExecMixin
 from app.runtime.containers.exits import ExitsMixin
 from app.runtime.containers.fs import FsMixin
 from app.runtime.containers.processes import ProcessesMixin
@@ -68,7 +69,7 @@ def audit_stream(cid: str) -> str:
 
 
 class Containers(CreateMixin, StartMixin, StopMixin, ExitsMixin, RemoveMixin, AttachMixin, FsMixin,
-                 ProcessesMixin, StatsMixin, UpdateMixin, ArchiveMixin, CommitMixin):
+                 ProcessesMixin, ExecMixin, StatsMixin, UpdateMixin, ArchiveMixin, CommitMixin):
     def __init__(self, events: EventStore, images, host: Host, config: Config, data_root: str):
         self.events = events
         self.images = images
@@ -99,6 +100,7 @@ class Containers(CreateMixin, StartMixin, StopMixin, ExitsMixin, RemoveMixin, At
     def boot(self) -> None:
         """Boot: bring the host in line with the log, then watch for exits."""
         self.reconcile()
+        self.reconcile_execs()
         self._notify = ExitDirWatch(self.monitor.exits_dir)
         self._watcher = threading.Thread(target=self._watch, name="exit-watcher", daemon=True)
         self._watcher.start()

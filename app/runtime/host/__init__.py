@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from app.runtime.host.cgroups import Cgroups
     from app.runtime.host.conmon import Monitor
+    from app.runtime.host.execmon import ExecMonitor
     from app.runtime.host.overlay import Overlay
     from app.runtime.host.processes import Reaper
     from app.runtime.host.runc import Runc
@@ -26,11 +27,15 @@ class Host:
     overlay: "Overlay"
     cgroups: "Cgroups"
     reaper: "Reaper" = field(default=None)
+    execs: "ExecMonitor" = field(default=None)     # exec sessions under conmon --exec
 
     def __post_init__(self):
         if self.reaper is None:
             from app.runtime.host.processes import Reaper
             self.reaper = Reaper()
+        if self.execs is None:
+            from app.runtime.host.execmon import ExecMonitor
+            self.execs = ExecMonitor(self.conmon.conmon, self.runc)
 
 
 def real_host(data_root: str, runtime: str = "runc", conmon: str | None = None,
