@@ -29,6 +29,87 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_cp)
 
 
+# The docker CLI's progress line (cli/command/container/cp.go, v28): drawn on stderr when it is a
+# terminal, redrawn every 75 ms with the bytes of tar transferred so far, erased at the end.
+SAVE, RESTORE, ERASE_LINE, ERASE_TAIL, HIDE, SHOW = "\x1b7", "\x1b8", "\x1b[2K", "\x1b[0K", "\x1b[?25l", "\x1b[?25h"
+TO_HEADER, FROM_HEADER = "Copying to container - ", "Copying from container - "
+PROGRESS_SECONDS = 0.075
+
+
+class Counted:
+    """A reader that counts the bytes read through it (the tar stream, as the docker CLI counts)."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.total = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.total += len(data)
+        return data
+
+    def read1(self, n: int = -1) -> bytes:
+        data = self.raw.read1(n) if hasattr(self.raw, "read1") else self.raw.read(n)
+        self.total += len(data)
+        return data
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+
+class Progress:
+    """`with Progress(err, header, counted):` draws the line while the copy runs (a terminal only)."""
+
+    def __init__(self, out, header: str, counted: Counted):
+        self.out, self.header, self.counted = out, header, counted
+        self._stop = threading.Event()
+        self._thread = None
+
+    def __enter__(self):
+        if not self.out.isatty():
+            return self
+        self.out.write(SAVE + "Preparing to copy...")
+        self.out.flush()
+        self._thread = threading.Thread(target=self._draw, daemon=True)
+        self._thread.start()
+        return self
+
+    def _draw(self) -> None:
+        out = self.out
+        out.write(HIDE + RESTORE + ERASE_LINE + self.header + human_size(0))
+        out.flush()
+        last = 0
+        while not self._stop.wait(PROGRESS_SECONDS):
+            n = self.counted.total
+            if n != last:
+                out.write(f"\x1b[{len(self.header) + 1}G" + ERASE_TAIL + human_size(n))
+                out.flush()
+                last = n
+        out.write(SHOW)
+
+    def __exit__(self, *exc) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self.out.write(RESTORE + ERASE_LINE)
+            self.out.flush()
+
+
+def human_size(n: float) -> str:
+    """go-units HumanSizeWithPrecision(n, 3): decimal units, three significant digits."""
+    units = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+    i = 0
+    while n >= 1000 and i < len(units) - 1:
+        n /= 1000
+        i += 1
+    return f"{n:.3g}{units[i]}"
+
+
 def _fail(message: str) -> int:
     print(message, file=sys.stderr)
     return 1
@@ -58,13 +139,6 @@ def _stat(client, container: str, path: str) -> dict:
     return json.loads(base64.b64decode(resp.getheader("X-Docker-Container-Path-Stat") or "e30="))
 
 
-def _human(n: int) -> str:
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g}{unit}"
-    return f"{n}B"
-
-
 def cmd_cp(args, client) -> int:
     src_c, src = split_arg(args.src)
     dst_c, dst = split_arg(args.dest)
@@ -74,7 +148,7 @@ def cmd_cp(args, client) -> int:
         return _fail("must specify at least one container source")
     if not (src if src_c else dst):
         return _fail("filepath cannot be empty")
-    quiet = args.quiet or not sys.stderr.isatty()
+    quiet = args.quiet or not sys.stdout.isatty()     # the docker CLI's default: quiet without a terminal
     if src_c:
         return _from_container(client, src_c, src, dst, args.follow_link, quiet)
     return _to_container(client, src, dst_c, dst, args.archive, args.follow_link, quiet)
@@ -121,9 +195,13 @@ def _from_container(client, container: str, src: str, dst: str, follow: bool, qu
         if not src_is_dir and _ends_dir(dst):
             return _fail("no such directory")
         into, new_base = os.path.dirname(os.path.abspath(dst.rstrip("/"))), os.path.basename(dst.rstrip("/"))
-    total = _extract_local(resp, into, src_base, new_base)
-    if not quiet:
-        print(f"Successfully copied {_human(total)} to {dst}", file=sys.stderr)
+    counted = Counted(resp)
+    if quiet:
+        _extract_local(counted, into, src_base, new_base)
+        return 0
+    with Progress(sys.stderr, FROM_HEADER, counted):
+        _extract_local(counted, into, src_base, new_base)
+    print("Successfully copied", human_size(counted.total), "to", dst, file=sys.stderr)
     return 0
 
 
@@ -229,14 +307,19 @@ def _to_container(client, src: str, container: str, dst: str, keep_ids: bool, fo
 
     writer = threading.Thread(target=produce, daemon=True)
     writer.start()
-    with os.fdopen(read_fd, "rb") as body:
+    with os.fdopen(read_fd, "rb") as raw:
+        body = Counted(raw)
         try:
-            client.request("PUT", url, params, body=body,
-                           headers={"Content-Type": "application/x-tar"}).read()
+            if quiet:
+                client.request("PUT", url, params, body=body, headers={"Content-Type": "application/x-tar"}).read()
+            else:
+                with Progress(sys.stderr, TO_HEADER, body):
+                    client.request("PUT", url, params, body=body,
+                                   headers={"Content-Type": "application/x-tar"}).read()
         finally:
             writer.join(timeout=5)
     if not quiet:
-        print(f"Successfully copied {_human(counted[0])} to {container}:{dst}", file=sys.stderr)
+        print("Successfully copied", human_size(body.total), "to", f"{container}:{dst}", file=sys.stderr)
     return 0
 
 

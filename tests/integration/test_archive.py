@@ -216,3 +216,39 @@ def test_docker_cli_cp_modes(daemon, busybox, tmp_path):
     r = docker_cli(daemon, "cp", f"{cid}:/etc/.", str(tmp_path / "etc-copy"))
     assert r.returncode == 0 and (tmp_path / "etc-copy" / "passwd").exists(), r.stderr
     docker_cli(daemon, "rm", "-f", cid)
+
+
+def test_our_cli_cp_on_a_terminal_prints_progress_and_the_summary(daemon, busybox, tmp_path):
+    """As docker cp (v28): quiet unless stdout is a terminal; then the progress line on stderr and
+    `Successfully copied <tar bytes> to <dest>`."""
+    import pty
+    import sys
+    from tests.integration.conftest import CLI, ROOT
+    cid = daemon.cli("create", "busybox", "true", check=True).stdout.strip()
+    (tmp_path / "f").write_bytes(b"y" * 3000)
+    plain = daemon.cli("cp", str(tmp_path / "f"), f"{cid}:/tmp/f", check=True)
+    assert plain.stderr == ""                    # no terminal: quiet
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, CLI, "-H", daemon.host, "cp", f"{cid}:/tmp/f", str(tmp_path / "g")],
+                              stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, cwd=ROOT, timeout=30)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+    assert proc.returncode == 0
+    text = seen.decode()
+    assert "Preparing to copy..." in text and "Copying from container - " in text
+    import re
+    # the bytes of tar transferred, as the docker CLI counts them: more than the file's 3000
+    assert re.search(r"Successfully copied (3\.[1-9]\d*|[4-9](\.\d+)?)kB to " + re.escape(str(tmp_path / "g")), text), text
+    assert (tmp_path / "g").read_bytes() == b"y" * 3000
+    daemon.cli("rm", "-f", cid, check=True)
