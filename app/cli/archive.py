@@ -220,7 +220,7 @@ def _rename(name: str, old: str, new: str) -> str | None:
 
 def _extract_local(resp, into: str, old: str, new: str) -> int:
     total = 0
-    with tarfile.open(fileobj=resp, mode="r|", bufsize=1 << 20) as tf:
+    with tarfile.open(fileobj=resp, mode="r|", bufsize=1 << 20, copybufsize=1 << 20) as tf:
         for member in tf:
             renamed = _rename(member.name, old, new)
             if renamed is None:
