@@ -246,3 +246,30 @@ def test_daemon_kill9_during_a_running_exec(daemon, busybox):
         client.remove_container(cid, force=True)
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("how", ["rm -f", "stop"])
+def test_a_running_exec_ends_with_its_container(daemon, busybox, how):
+    """The container goes (rm -f) or stops while an exec runs in it: the exec's process dies with the
+    container, its exit is recorded, and no exec conmon is left."""
+    client = docker.APIClient(base_url=daemon.host, version="1.45", timeout=30)
+    try:
+        cid = client.create_container("busybox", "sleep 60")["Id"]
+        client.start(cid)
+        eid = client.exec_create(cid, ["sleep", "60"])["Id"]
+        client.exec_start(eid, detach=True)
+        assert until(lambda: client.exec_inspect(eid)["Running"])
+        pid = client.exec_inspect(eid)["Pid"]
+        if how == "rm -f":
+            client.remove_container(cid, force=True)
+            with pytest.raises(docker.errors.NotFound):
+                client.exec_inspect(eid)                 # an exec goes with its container, as moby
+        else:
+            client.stop(cid, timeout=1)
+            assert until(lambda: client.exec_inspect(eid)["ExitCode"] is not None, timeout=15)
+            assert client.exec_inspect(eid)["Running"] is False
+            client.remove_container(cid, force=True)
+        assert until(lambda: not os.path.exists(f"/proc/{pid}"), timeout=15)
+        assert until(lambda: not exec_conmons(daemon.data_root), timeout=15)
+    finally:
+        client.close()
