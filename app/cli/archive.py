@@ -292,7 +292,8 @@ def _to_container(client, src: str, container: str, dst: str, keep_ids: bool, fo
     def produce():
         with os.fdopen(write_fd, "wb", buffering=1 << 20) as out:
             try:
-                with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=1 << 20) as tf:
+                with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=1 << 20,
+                                  copybufsize=1 << 20) as tf:
                     root = os.path.abspath(path)
                     if contents:
                         for child in sorted(os.listdir(root)):
