@@ -642,3 +642,28 @@ def _cmdline_has(pid: str, text: str) -> bool:
             return text.encode() in fh.read()
     except OSError:
         return False
+
+
+def test_uts_and_cgroup_namespace_modes(docker_client, busybox):
+    """--uts host shares the host's name; --cgroupns private gives the container a cgroup namespace
+    of its own (its /proc/self/cgroup shows it at the root), host (the v1 default) does not."""
+    import socket
+    out = docker_client.containers.run("busybox", ["hostname"], uts_mode="host", remove=True)
+    assert out.decode().strip() == socket.gethostname()
+    with pytest.raises(docker.errors.APIError, match="conflicting options: hostname and the UTS mode"):
+        docker_client.containers.create("busybox", ["true"], uts_mode="host", hostname="x")
+    with pytest.raises(docker.errors.APIError, match="invalid UTS mode: container:x"):     # docker-py checks
+        docker_client.api.create_container("busybox", ["true"], host_config={"UTSMode": "container:x"})
+    with pytest.raises(docker.errors.APIError, match="invalid cgroup namespace mode: nope"):
+        docker_client.api.create_container("busybox", ["true"], host_config={"CgroupnsMode": "nope"})
+    private = docker_client.containers.run("busybox", ["cat", "/proc/self/cgroup"], cgroupns="private",
+                                           remove=True).decode()
+    shared = docker_client.containers.run("busybox", ["cat", "/proc/self/cgroup"], remove=True).decode()
+    assert all(line.endswith(":/") for line in private.splitlines() if line)
+    assert any(not line.endswith(":/") for line in shared.splitlines() if line)
+    c = docker_client.containers.create("busybox", ["true"])
+    try:
+        expected = "private" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "host"
+        assert c.attrs["HostConfig"]["CgroupnsMode"] == expected          # moby's default, filled in
+    finally:
+        c.remove(force=True)

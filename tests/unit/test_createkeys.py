@@ -73,7 +73,7 @@ def test_the_defaults_refused_keys_still_take():
                       "UsernsMode": "host", "Runtime": "runc", "Isolation": "default", "MemorySwappiness": -1,
                       "CgroupnsMode": "host", "VolumeDriver": "local"}, {})
     for host_config in ({"RestartPolicy": {"Name": "always"}}, {"RestartPolicy": {"Name": "no", "MaximumRetryCount": 3}},
-                        {"IpcMode": "host"}, {"Runtime": "crun"}, {"CgroupnsMode": "private"}):
+                        {"IpcMode": "host"}, {"Runtime": "crun"}):
         with pytest.raises(InvalidParameter, match="berth does not support HostConfig"):
             refuse_unapplied({}, host_config, {})
     with pytest.raises(InvalidParameter, match="HostConfig.LogConfig.Config"):

@@ -99,6 +99,10 @@ class CreateMixin:
         validate_dns(host_config)
         extra_hosts(host_config)
         validate_host_config(host_config)           # capabilities, --security-opt, PidMode, --device
+        if host_config.get("UTSMode") == "host" and config.get("Hostname"):
+            raise InvalidParameter("conflicting options: hostname and the UTS mode")
+        if not host_config.get("CgroupnsMode"):     # moby's default for this host, shown by inspect
+            host_config["CgroupnsMode"] = "private" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "host"
         kind, target = pid_mode(host_config)
         if kind == "container":                     # kept by ID, as moby does: a rename does not break it
             try:

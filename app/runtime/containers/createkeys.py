@@ -111,7 +111,7 @@ HOST_CONFIG = {
     "Annotations": _r("OCI annotations"),
     "CapAdd": _a("capabilities (ALL allowed)"),
     "CapDrop": _a("capabilities (ALL allowed)"),
-    "CgroupnsMode": _r("cgroup namespaces (cgroups v1: always the host's)", ("host",)),
+    "CgroupnsMode": _a("host or private cgroup namespace (empty: the host's default, as moby)"),
     "Dns": _a("nameservers in /etc/resolv.conf"),
     "DnsOptions": _a("options in /etc/resolv.conf"),
     "DnsSearch": _a("search domains in /etc/resolv.conf"),
@@ -129,7 +129,7 @@ HOST_CONFIG = {
     "StorageOpt": _r("moby refuses it on overlay2 without xfs pquota", message="--storage-opt is supported only "
                      "for overlay over xfs with 'pquota' mount option"),
     "Tmpfs": _r("tmpfs mounts come with volumes"),
-    "UTSMode": _r("UTS namespace sharing"),
+    "UTSMode": _a("the host's UTS namespace (host) or one of its own"),
     "UsernsMode": _r("user namespaces (the host's is what every container gets)", ("host",)),
     "ShmSize": _a("/dev/shm size (0: 64 MB)"),
     "Sysctls": _r("sysctls"),

@@ -256,9 +256,28 @@ def host_devices() -> list[dict]:
     return out
 
 
+def uts_host(host_config: dict) -> bool:
+    """UTSMode: "" (a namespace of its own) or "host"; moby's text for anything else."""
+    mode = host_config.get("UTSMode") or ""
+    if mode not in ("", "host"):
+        raise InvalidParameter(f"invalid UTS mode: {mode}")
+    return mode == "host"
+
+
+def cgroupns_private(host_config: dict) -> bool:
+    """CgroupnsMode: "private" (a cgroup namespace of its own) or "host"; empty is filled in at
+    create with the host's default (moby: "host" on cgroup v1, "private" on a unified host)."""
+    mode = host_config.get("CgroupnsMode") or ""
+    if mode not in ("", "host", "private"):
+        raise InvalidParameter(f"invalid cgroup namespace mode: {mode}")
+    return mode == "private"
+
+
 def validate_host_config(host_config: dict) -> None:
     """What create checks of the security settings (the device nodes themselves are read at start)."""
     container_caps(host_config)
+    uts_host(host_config)
+    cgroupns_private(host_config)
     opts = parse_security_opt(host_config.get("SecurityOpt"))
     if opts.seccomp not in (None, "", "unconfined", "builtin"):
         from app.runtime.host.seccomp import parse_profile, render

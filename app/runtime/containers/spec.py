@@ -14,7 +14,7 @@ from app.runtime.host.cgroups import available_cpuset
 from app.runtime.host.seccomp import seccomp_for
 from app.runtime.containers.security import DEFAULT_CAPS  # noqa: F401  (Docker's default set, re-exported)
 from app.runtime.containers.security import (container_caps, device_cgroup_rules, device_mappings, devices_from_path, host_devices,
-                                  parse_security_opt, pid_mode)
+                                  parse_security_opt, pid_mode, cgroupns_private, uts_host)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -378,7 +378,10 @@ def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: di
     privileged = bool(host_config.get("Privileged"))
     caps = container_caps(host_config)
     security = parse_security_opt(host_config.get("SecurityOpt"))
-    namespaces = [{"type": t} for t in ("ipc", "uts", "mount")]
+    share_uts = uts_host(host_config)
+    namespaces = [{"type": t} for t in ("ipc", "mount")] + ([] if share_uts else [{"type": "uts"}])
+    if cgroupns_private(host_config):
+        namespaces.append({"type": "cgroup"})
     kind, _ = pid_mode(host_config)
     if kind == "private":
         namespaces.insert(0, {"type": "pid"})
@@ -417,7 +420,7 @@ def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: di
         linux_extra["seccomp"] = seccomp
     if devices:
         linux_extra["devices"] = devices
-    if config.get("Domainname"):                  # the spec's `domainname` needs runc >= 1.2; the sysctl
+    if config.get("Domainname") and not share_uts:                  # the spec's `domainname` needs runc >= 1.2; the sysctl
         linux_extra["sysctl"] = {"kernel.domainname": config["Domainname"]}   # works on any runc
     return {
         "ociVersion": "1.0.2",
@@ -434,7 +437,7 @@ def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: di
                                 else security.no_new_privileges),
         },
         "root": {"path": rootfs, "readonly": bool(host_config.get("ReadonlyRootfs"))},
-        "hostname": hostname,
+        **({} if share_uts else {"hostname": hostname}),     # the host's UTS namespace: its own name
         "mounts": mounts,
         "linux": {
             "namespaces": namespaces,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 
 from app.errors import Conflict, InvalidParameter, NotFound, NotModified
@@ -11,7 +12,7 @@ from app.projections.containers import Container
 from app.events.model import NewEvent
 from app.runtime import faults
 from app.runtime.containers import recovery
-from app.runtime.containers.security import pid_mode
+from app.runtime.containers.security import pid_mode, uts_host
 from app.runtime.containers.spec import build_spec, write_etc_files
 from app.runtime.host.errors import classify
 from app.runtime.host.runc import RuncError
@@ -90,7 +91,8 @@ class StartMixin:
         image_row, _ = self.images.resolve(row.image_id)
         image_cfg = image_row.config.get("config") or {}
         layers = self.images.layer_dirs(image_row)
-        hostname = config.get("Hostname") or cid[:12]
+        # the host's UTS namespace shows the host's name, in /etc/hostname and $HOSTNAME too (as moby)
+        hostname = socket.gethostname() if uts_host(host_config) else (config.get("Hostname") or cid[:12])
         etc = write_etc_files(bundle, hostname, host_config)
         pid_ns = self._pid_namespace_to_join(host_config)
         rootfs = self.overlay.mount(bundle, layers)
