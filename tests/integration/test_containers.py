@@ -652,6 +652,8 @@ def test_uts_and_cgroup_namespace_modes(docker_client, busybox):
     assert out.decode().strip() == socket.gethostname()
     with pytest.raises(docker.errors.APIError, match="conflicting options: hostname and the UTS mode"):
         docker_client.containers.create("busybox", ["true"], uts_mode="host", hostname="x")
+    with pytest.raises(docker.errors.APIError, match="conflicting options: domainname and the UTS mode"):
+        docker_client.containers.create("busybox", ["true"], uts_mode="host", domainname="example.org")
     with pytest.raises(docker.errors.APIError, match="invalid UTS mode: container:x"):     # docker-py checks
         docker_client.api.create_container("busybox", ["true"], host_config={"UTSMode": "container:x"})
     with pytest.raises(docker.errors.APIError, match="invalid cgroup namespace mode: nope"):

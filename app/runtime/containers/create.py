@@ -101,6 +101,8 @@ class CreateMixin:
         validate_host_config(host_config)           # capabilities, --security-opt, PidMode, --device
         if host_config.get("UTSMode") == "host" and config.get("Hostname"):
             raise InvalidParameter("conflicting options: hostname and the UTS mode")
+        if host_config.get("UTSMode") == "host" and config.get("Domainname"):     # it could not be applied
+            raise InvalidParameter("conflicting options: domainname and the UTS mode")
         if not host_config.get("CgroupnsMode"):     # moby's default for this host, shown by inspect
             host_config["CgroupnsMode"] = "private" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "host"
         kind, target = pid_mode(host_config)

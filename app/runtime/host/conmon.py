@@ -141,26 +141,12 @@ class Monitor:
             return "no message"
 
     def connect_attach(self, container_id: str, bundle: str) -> socket.socket:
-        """A new connection to conmon's attach socket. The path goes through /proc/self/fd, so a long
-        data root cannot overflow the 108-byte sun_path."""
-        fd = os.open(self.files(container_id, bundle).bundle, os.O_PATH | os.O_DIRECTORY)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            sock.connect(f"/proc/self/fd/{fd}/attach")
-        except OSError:
-            sock.close()
-            raise
-        finally:
-            os.close(fd)
-        return sock
+        """A new connection to conmon's attach socket in the bundle."""
+        return connect_attach_socket(self.files(container_id, bundle).bundle)
 
     def resize(self, container_id: str, bundle: str, height: int, width: int) -> None:
         """Resize the container's terminal through conmon's control FIFO."""
-        fd = os.open(os.path.join(bundle, "ctl"), os.O_WRONLY | os.O_NONBLOCK)
-        try:
-            os.write(fd, f"1 {height} {width}\n".encode())
-        finally:
-            os.close(fd)
+        write_resize(bundle, height, width)
 
     def start(self, container_id: str, pid: int) -> None:
         """Let the created container run. This is what `runc start` does (runc 1.x: read the byte that
@@ -246,6 +232,31 @@ class Monitor:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+
+
+def connect_attach_socket(directory: str) -> socket.socket:
+    """Connect to the `attach` socket conmon made in `directory` (a container's bundle or an exec's
+    dir). The path goes through /proc/self/fd, so a long data root cannot overflow the 108-byte
+    sun_path."""
+    fd = os.open(directory, os.O_PATH | os.O_DIRECTORY)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        sock.connect(f"/proc/self/fd/{fd}/attach")
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.close(fd)
+    return sock
+
+
+def write_resize(directory: str, height: int, width: int) -> None:
+    """conmon's control FIFO in `directory`: message type 1 is a terminal resize."""
+    fd = os.open(os.path.join(directory, "ctl"), os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, f"1 {height} {width}\n".encode())
+    finally:
+        os.close(fd)
 
 
 def _alive(pid: int) -> bool:

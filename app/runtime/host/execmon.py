@@ -28,7 +28,7 @@ import socket
 import subprocess
 from dataclasses import dataclass
 
-from app.runtime.host.conmon import START_STEP_SECONDS, _alive, wait_exited
+from app.runtime.host.conmon import START_STEP_SECONDS, _alive, connect_attach_socket, wait_exited, write_resize
 from app.runtime.host.runc import Runc, RuncError
 
 
@@ -208,23 +208,10 @@ class ExecMonitor:
             return "no message"
 
     def connect(self, exec_dir: str) -> socket.socket:
-        fd = os.open(exec_dir, os.O_PATH | os.O_DIRECTORY)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            sock.connect(f"/proc/self/fd/{fd}/attach")
-        except OSError:
-            sock.close()
-            raise
-        finally:
-            os.close(fd)
-        return sock
+        return connect_attach_socket(exec_dir)
 
     def resize(self, exec_dir: str, height: int, width: int) -> None:
-        fd = os.open(os.path.join(exec_dir, "ctl"), os.O_WRONLY | os.O_NONBLOCK)
-        try:
-            os.write(fd, f"1 {height} {width}\n".encode())
-        finally:
-            os.close(fd)
+        write_resize(exec_dir, height, width)
 
     def exit_code(self, exec_dir: str) -> int | None:
         """The code conmon wrote (after the process ended), or None."""
