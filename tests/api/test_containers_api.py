@@ -179,6 +179,28 @@ def test_create_without_name_picks_a_free_random_one(fake_api, image):
     assert all(n.startswith("/") and "_" in n for n in names)
 
 
+def test_generated_names_never_run_out_when_the_space_is_exhausted(fake_api, image, monkeypatch):
+    """With a one-name space every create after the first collides: create falls back to a random
+    suffix instead of answering 409 (300 parallel `run --rm` once hit that)."""
+    from app.runtime.containers import create as create_module
+    monkeypatch.setattr(create_module, "_ADJECTIVES", ["only"])
+    monkeypatch.setattr(create_module, "_NAMES", ["one"])
+    names = [inspect(fake_api, create(fake_api))["Name"] for _ in range(4)]
+    assert names[0] == "/only_one" and len(set(names)) == 4
+    assert all(n.startswith("/only_") for n in names)
+
+
+def test_a_generated_name_taken_by_a_concurrent_create_is_drawn_again(fake_api, fake_engine, image, monkeypatch):
+    """The reader saw the name free, the guard (inside the append) finds it taken: draw again."""
+    from app.runtime.containers import create as create_module
+    taken = inspect(fake_api, create(fake_api))["Name"].lstrip("/")
+    draws = iter([taken, taken])
+    real = create_module.CreateMixin._generated_name
+    monkeypatch.setattr(create_module.CreateMixin, "_generated_name", lambda self: next(draws, None) or real(self))
+    name = inspect(fake_api, create(fake_api))["Name"].lstrip("/")
+    assert name != taken and next(draws, None) is None
+
+
 def test_create_name_conflict_is_409_with_dockers_message(fake_api, fake_engine, image):
     first = create(fake_api, "xy")
     for name in ("xy", "/xy"):

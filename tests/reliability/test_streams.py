@@ -153,7 +153,7 @@ def _run_like_the_cli(host: str, results: list, i: int) -> None:
         waiter.join(120)
         results[i] = waited[0]["StatusCode"] if waited else "no wait result"
     except Exception as err:              # reported in the assertion below
-        results[i] = repr(err)
+        results[i] = f"{type(err).__name__}: {err}"
     finally:
         client.close()
 

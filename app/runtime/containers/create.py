@@ -19,10 +19,19 @@ from app.runtime.containers.spec import (clamped_rlimits, command_of, extra_host
 from app.runtime.host.runc import parse_signal
 
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
-_ADJECTIVES = ["brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry", "quiet", "sharp",
-               "tender", "vivid", "witty", "zen"]
-_NAMES = ["hopper", "lovelace", "turing", "curie", "knuth", "ritchie", "thompson", "liskov", "hamilton",
-          "shannon", "dijkstra", "goldberg", "perlman", "wozniak", "babbage"]
+# Generated names: adjective_surname, moby's shape. The space (48 x 80) is large enough that 300
+# containers at once rarely draw the same name; a crowded space falls back to a random suffix.
+_ADJECTIVES = """able agile amused bold brave bright busy calm candid clever cosmic crisp curious daring
+eager earnest fair fond frank gentle glad happy honest jolly keen kind lively loyal lucid merry mellow
+modest nimble noble patient plucky proud quiet quick sharp sincere steady tender trusty vivid warm witty
+zen""".split()
+_NAMES = """agnesi al_khwarizmi allen archimedes babbage backus banach bardeen bell bernoulli bohr boole
+borg cantor cerf chandrasekhar church codd conway curie darwin descartes dijkstra einstein engelbart
+euclid euler faraday fermat feynman franklin galileo gauss goldberg goodall hamilton hawking hertz
+hilbert hodgkin hopper hypatia jackson johnson kepler knuth lamarr lamport laplace leibniz liskov
+lovelace maxwell mcclintock meitner mendel minsky napier newton noether pascal pasteur perlman planck
+poincare ramanujan ritchie riemann sammet shannon sinoussi stallman tesla thompson torvalds turing
+volhard wilson wing wozniak yalow yonath""".split()
 LOG_DRIVERS = ("json-file", "local", "none")
 
 
@@ -143,14 +152,17 @@ class CreateMixin:
 
         chosen = cname or self._generated_name()
         faults.point("create:before-append")
-        for _ in range(5):
+        for attempt in range(6):
             try:
                 self.events.append(create_event(chosen), guard=lambda conn: guard(conn, chosen))
                 return cid
             except _NameTaken:
                 if cname:
                     raise
-                chosen = self._generated_name()     # a generated name taken meanwhile: draw again
+                # A generated name taken meanwhile by a concurrent create: draw again, and once the
+                # space looks contended, with a random suffix that cannot realistically collide.
+                chosen = self._generated_name() if attempt < 2 else \
+                    f"{random.choice(_ADJECTIVES)}_{secrets.token_hex(6)}"
         raise Conflict("could not find a free container name")
 
     def rename(self, ref: str, new_name: str) -> None:
