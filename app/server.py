@@ -193,25 +193,42 @@ class SocketBody:
         if self._chunked:
             req.close_connection = True  # a body left half-read must not be parsed as the next request
 
-    def _fill(self, want: int) -> bool:
+    def _fill(self, want: int) -> None:
         chunk = self._sock.recv(max(want, 1 << 16))
         if not chunk:
             raise ConnectionError("client closed the connection in the middle of the request body")
         self._buf += chunk
-        return True
 
-    def _take(self, n: int) -> bytes:
-        while len(self._buf) < n:
-            self._fill(n - len(self._buf))
-        out = bytes(self._buf[:n])
-        del self._buf[:n]
-        return out
+    def _take_into(self, out: bytearray, n: int) -> None:
+        """Append n body bytes to out: first what is buffered, then straight from the socket into out
+        (one copy, no intermediate buffers)."""
+        if self._buf:
+            m = min(n, len(self._buf))
+            out += memoryview(self._buf)[:m]
+            del self._buf[:m]
+            n -= m
+        if n <= 0:
+            return
+        start = len(out)
+        out.extend(bytes(n))
+        view = memoryview(out)
+        try:
+            got = 0
+            while got < n:
+                k = self._sock.recv_into(view[start + got:], n - got)
+                if k == 0:
+                    raise ConnectionError("client closed the connection in the middle of the request body")
+                got += k
+        finally:
+            view.release()
 
     def _line(self) -> bytes:
-        while b"\r\n" not in self._buf:
+        while (end := self._buf.find(b"\r\n")) < 0:
+            if len(self._buf) > 4096:
+                raise ValueError("chunk header line too long")
             self._fill(64)
-        line, _, rest = bytes(self._buf).partition(b"\r\n")
-        self._buf = bytearray(rest)
+        line = bytes(self._buf[:end])
+        del self._buf[:end + 2]
         return line
 
     def read(self, n: int = -1) -> bytes:
@@ -227,31 +244,19 @@ class SocketBody:
                         self._done = True
                         break
                     self._chunk_left = size
-                part = self._take(min(want, self._chunk_left))
-                self._chunk_left -= len(part)
+                take = min(want, self._chunk_left)
+                self._take_into(out, take)
+                self._chunk_left -= take
                 if self._chunk_left == 0:
-                    self._take(2)              # the CRLF after a chunk
+                    crlf = bytearray()
+                    self._take_into(crlf, 2)   # the CRLF after a chunk
             else:
-                if self._buf:
-                    part = self._take(min(want, self._left, len(self._buf)))
-                else:
-                    part = self._recv_exact(min(want, self._left))
-                self._left -= len(part)
+                take = min(want, self._left)
+                self._take_into(out, take)
+                self._left -= take
                 self._req.rfile.remaining = self._left  # keeps cheroot's own drain-before-reuse right
                 self._done = self._left == 0
-            out += part
         return bytes(out)
-
-    def _recv_exact(self, n: int) -> bytes:
-        data = bytearray(n)
-        view = memoryview(data)
-        got = 0
-        while got < n:
-            k = self._sock.recv_into(view[got:], n - got)
-            if k == 0:
-                raise ConnectionError("client closed the connection in the middle of the request body")
-            got += k
-        return bytes(data)
 
 
 class BerthGateway(wsgi.Gateway_10):

@@ -3,8 +3,9 @@
     .venv/bin/python bench/archive.py [--quick] [--runs N]
 
 (a) cp in: `cli.py cp TREE CONTAINER:/tmp/runN` (a new CLI process; ~100 MB: 80 files of 1 MiB and
-    2,000 of 10 KiB) against the floor `tar -cf - -C TREE . | tar -xf - -C DIR` onto the same file system
-    (also shown: the same tar pipe into the running container's merged overlay dir, what cp in writes to)
+    2,000 of 10 KiB) against the floor `tar -cf - -C TREE . | tar -xf - -C DIR` into the running
+    container's merged overlay dir, the directory cp in writes to (also shown: the ratio to the same
+    pipe onto the plain disk; overlayfs alone costs 1.2-2x on this machine)
 (b) cp out: `cli.py cp CONTAINER:/tmp/run0 DEST` against the same tar pipe out of the container's upper dir
 (c) the docker CLI's `docker cp` both ways, when installed (same floor)
 (d) commit of a container that wrote 50 MiB (one 40 MiB file, 1,000 files of 10 KiB) through the API
@@ -30,6 +31,7 @@ from api import start_daemon, stop_daemon  # noqa: E402  (bench/api.py)
 
 
 def timed(cmd, **kw) -> float:
+    os.sync()       # the last run's dirty pages are written back before this one is timed, not during it
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
     return time.perf_counter() - start
@@ -98,6 +100,8 @@ def main() -> int:
                                                     os.path.join(tmp, f"dout{i}")], env=env))
             for d in (f"floor-in{i}", f"floor-out{i}", f"out{i}", f"dout{i}"):
                 shutil.rmtree(os.path.join(tmp, d), ignore_errors=True)
+            for d in (f"floor{i}", f"d{i}") + ((f"run{i}",) if i else ()):   # run0 is the cp-out source
+                shutil.rmtree(os.path.join(merged, "tmp", d), ignore_errors=True)
         med = {k: statistics.median(v) for k, v in rows.items() if v}
         for way in ("in", "out"):
             floor = med[f"floor {way}"]
@@ -105,11 +109,16 @@ def main() -> int:
             if way == "in":
                 print(f"  into the container's overlay: {med['floor in (overlay)'] * 1000:8.0f} ms "
                       f"(x{med['floor in (overlay)'] / floor:.2f})")
+            # cp in writes through the container's overlayfs: the tar pipe into the same directory is
+            # the floor it is judged against (the plain-disk ratio is shown beside it)
+            same = med["floor in (overlay)"] if way == "in" else floor
             for name in (f"cp {way}", f"docker cp {way}"):
                 if name in med:
-                    ratio = med[name] / floor
+                    ratio = med[name] / same
                     verdict = "PASS" if ratio <= 1.5 else "MISS"
-                    print(f"{name:>13}: {med[name] * 1000:8.0f} ms  x{ratio:.2f} the floor  (target <= 1.5x: {verdict})")
+                    plain = f", x{med[name] / floor:.2f} the plain-disk pipe" if way == "in" else ""
+                    print(f"{name:>13}: {med[name] * 1000:8.0f} ms  x{ratio:.2f} the floor{plain}  "
+                          f"(target <= 1.5x: {verdict})")
         api.remove_container(cid, force=True)
 
         # commit

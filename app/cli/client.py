@@ -14,6 +14,7 @@ from urllib.parse import urlencode, urlsplit
 from app.version import API_VERSION
 
 _BUFFER = 65536
+_LARGE_READ = 1 << 20
 
 
 class CannotConnect(Exception):
@@ -246,7 +247,9 @@ class Connection:
         self.sock.sendall(raw_head)
         for piece in _pieces(chunks):
             if piece:
-                self.sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.sock.sendall(b"%x\r\n" % len(piece))
+                self.sock.sendall(piece)            # not copied into one buffer with its framing
+                self.sock.sendall(b"\r\n")
         self.sock.sendall(b"0\r\n\r\n")
 
     def _read_response(self, method: str) -> Response:
@@ -285,6 +288,8 @@ class Connection:
         if self._pos >= len(self._buf):
             if self.sock is None:
                 return b""
+            if not line and limit > _BUFFER:        # a large body read: straight from the socket
+                return self.sock.recv(min(limit, _LARGE_READ))
             self._buf, self._pos = self.sock.recv(_BUFFER), 0
         start = self._pos
         end = min(start + limit, len(self._buf))
@@ -318,7 +323,7 @@ class Connection:
 
 def _pieces(body):
     if hasattr(body, "read"):
-        while data := body.read(_BUFFER):
+        while data := body.read(_LARGE_READ):
             yield data
     else:
         yield from body

@@ -252,3 +252,66 @@ def test_our_cli_cp_on_a_terminal_prints_progress_and_the_summary(daemon, busybo
     assert re.search(r"Successfully copied (3\.[1-9]\d*|[4-9](\.\d+)?)kB to " + re.escape(str(tmp_path / "g")), text), text
     assert (tmp_path / "g").read_bytes() == b"y" * 3000
     daemon.cli("rm", "-f", cid, check=True)
+
+
+def _tree(root):
+    """Names the tar writers and --transform must not mangle, a hard link, a symlink, modes."""
+    (root / "sub, [1] & .x").mkdir(parents=True)
+    (root / "sub, [1] & .x" / "f*.txt").write_text("deep")
+    (root / ".hidden").write_text("h")
+    os.link(root / ".hidden", root / "hard")
+    os.symlink("sub, [1] & .x/f*.txt", root / "lnk")
+    (root / "exe").write_text("#!/bin/sh\n")
+    os.chmod(root / "exe", 0o751)
+
+
+def _same_tree(a, b):
+    for rel in ("sub, [1] & .x/f*.txt", ".hidden", "hard", "exe"):
+        assert (b / rel).read_bytes() == (a / rel).read_bytes(), rel
+    assert os.readlink(b / "lnk") == "sub, [1] & .x/f*.txt"
+    assert os.stat(b / "hard").st_ino == os.stat(b / ".hidden").st_ino
+    assert os.stat(b / "exe").st_mode & 0o7777 == 0o751
+
+
+@pytest.mark.parametrize("writer", ["gnu-tar", "tarfile"])
+def test_our_cli_cp_trees_both_ways_with_and_without_gnu_tar(daemon, busybox, tmp_path, writer):
+    """The CLI makes and unpacks the local archive with GNU tar where it is installed, else with
+    tarfile (here: a PATH whose `tar` is busybox's): both give the docker CLI's results."""
+    import sys
+    from tests.integration.conftest import CLI, ROOT
+    env = dict(os.environ)
+    if writer == "tarfile":
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        os.symlink(shutil.which("busybox"), bin_dir / "tar")
+        env["PATH"] = f"{bin_dir}:{env['PATH']}"
+
+    def cli(*args):
+        r = subprocess.run([sys.executable, CLI, "-H", daemon.host, *args], capture_output=True, text=True,
+                           timeout=60, cwd=ROOT, env=env)
+        assert r.returncode == 0, (args, r.stderr)
+        return r
+
+    cid = daemon.cli("run", "-d", "busybox", "sleep", "60", check=True).stdout.strip()
+    src = tmp_path / "my src"
+    _tree(src)
+    cli("cp", str(src), f"{cid}:/tmp/")                    # into an existing directory
+    cli("cp", str(src), f"{cid}:/tmp/renamed, [2] & x")     # a new name
+    cli("cp", f"{str(src)}/.", f"{cid}:/tmp/")              # contents into an existing directory
+    r = daemon.cli("exec", cid, "sh", "-c", "cat '/tmp/my src/sub, [1] & .x/f*.txt' "
+                   "'/tmp/renamed, [2] & x/hard' /tmp/.hidden; readlink /tmp/lnk", check=True)
+    assert r.stdout == "deephhsub, [1] & .x/f*.txt\n"
+    out = tmp_path / "out"
+    cli("cp", f"{cid}:/tmp/renamed, [2] & x", str(out))     # a new local name
+    _same_tree(src, out)
+    cli("cp", f"{cid}:/tmp/my src", str(out))               # into an existing local directory
+    _same_tree(src, out / "my src")
+    contents = tmp_path / "contents"
+    contents.mkdir()
+    os.chmod(contents, 0o700)
+    cli("cp", f"{cid}:/tmp/renamed, [2] & x/.", str(contents))   # contents into an existing one
+    _same_tree(src, contents)
+    assert os.stat(contents).st_mode & 0o777 == 0o700        # the target's own metadata is kept
+    cli("cp", f"{cid}:/tmp/.hidden", str(tmp_path / "single"))
+    assert (tmp_path / "single").read_text() == "h"
+    daemon.cli("rm", "-f", cid, check=True)

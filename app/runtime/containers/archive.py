@@ -14,12 +14,10 @@ import errno
 import json
 import os
 import stat as _stat
-import tarfile
 
 from app.common.timeparse import rfc3339_nano
 from app.errors import Forbidden, InvalidParameter, NotFound
 from app.runtime.host import rootpath, safetar
-from app.runtime.host.errors import ArchiveError
 
 
 class ContainerFileNotFound(NotFound):
@@ -126,34 +124,19 @@ class ArchiveMixin:
                         owner = rootpath.lookup_user(fd, (row.config or {}).get("User") or "")
                     except KeyError as err:
                         raise InvalidParameter(str(err.args[0])) from None
-                on_entry = self._entry_check(dest, path, no_overwrite_dir_non_dir, owner)
-                safetar.extract(stream, dest, limits=self.images.limits(), on_entry=on_entry, what="container")
+                safetar.extract(stream, dest, limits=self.images.limits(), on_entry=_owned_by(owner), what="container",
+                                keep_kinds=path if no_overwrite_dir_non_dir else None)
             finally:
                 os.close(dest)
         self._note(row, "extract-to-dir")
 
-    @staticmethod
-    def _entry_check(dest: int, path: str, no_overwrite: bool, owner):
-        if not no_overwrite and owner is None:
-            return None
 
-        def check(parts: list[str], ti: tarfile.TarInfo) -> bool:
-            if owner is not None:
-                ti.uid, ti.gid = owner
-            if no_overwrite and parts:
-                try:
-                    fd = safetar.openat2(dest, "/".join(parts), rootpath.O_PATH | os.O_NOFOLLOW)
-                except OSError:
-                    return False
-                try:
-                    is_dir = _stat.S_ISDIR(os.fstat(fd).st_mode)
-                finally:
-                    os.close(fd)
-                where = os.path.join(path, *parts)
-                if is_dir and not ti.isdir():
-                    raise ArchiveError(f'cannot overwrite directory "{where}" with non-directory "{ti.name}"')
-                if not is_dir and ti.isdir():
-                    raise ArchiveError(f'cannot overwrite non-directory "{where}" with directory "{ti.name}"')
-            return False
+def _owned_by(owner: tuple[int, int] | None):
+    """copyUIDGID: every entry owned by the container's user (an on_entry hook of safetar.extract)."""
+    if owner is None:
+        return None
 
-        return check
+    def own(parts, ti) -> bool:
+        ti.uid, ti.gid = owner
+        return False
+    return own

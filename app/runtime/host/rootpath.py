@@ -198,9 +198,10 @@ def _emit(out: _Out, dir_fd: int, base: str, name: str, st: os.stat_result, link
                 if not data:
                     break
                 remaining -= len(data)
-                if out.buf:
+                if out.buf or len(data) < CHUNK:     # small files are gathered into CHUNK-sized pieces
                     out.buf += data
-                    yield out.take()
+                    if len(out.buf) >= CHUNK:
+                        yield out.take()
                 else:
                     yield data
             if remaining:

@@ -240,11 +240,15 @@ class Target:
             os.unlink(name, dir_fd=parent_fd)
         return st
 
-    def create(self, parent_fd: int, name: str, make: Callable[[], object]):
-        """make() creates name exclusively; an existing entry is removed first, never written through."""
+    def create(self, parent_fd: int, name: str, make: Callable[[], object],
+               on_existing: Callable[[os.stat_result], None] | None = None):
+        """make() creates name exclusively; an existing entry is removed first, never written through.
+        on_existing(stat) may refuse to replace it (by raising)."""
         try:
             return make()
         except FileExistsError:
+            if on_existing is not None:
+                on_existing(os.stat(name, dir_fd=parent_fd, follow_symlinks=False))
             self.remove(parent_fd, name)
             return make()
 
@@ -294,8 +298,10 @@ WhiteoutHook = Callable[[Target, int, str, tarfile.TarInfo], bool]
 
 
 class _Extractor:
-    def __init__(self, target: Target, on_whiteout: WhiteoutHook | None, on_entry, what: str):
+    def __init__(self, target: Target, on_whiteout: WhiteoutHook | None, on_entry, what: str,
+                 keep_kinds: str | None = None):
         self.t = target
+        self.keep_kinds = keep_kinds
         self.on_whiteout = on_whiteout
         self.on_entry = on_entry
         self.what = what
@@ -338,7 +344,8 @@ class _Extractor:
             self._directory(ti, parts, pfd, base, mode)
         elif ti.isreg():
             self.t.claim(ti.size, name)
-            fd = self.t.create(pfd, base, lambda: os.open(base, _CREATE, 0o600, dir_fd=pfd))
+            fd = self.t.create(pfd, base, lambda: os.open(base, _CREATE, 0o600, dir_fd=pfd),
+                               self._kind_check(parts, ti))
             try:
                 if ti.size:
                     self._copy(tf, ti, fd)
@@ -350,22 +357,38 @@ class _Extractor:
                 os.close(fd)
             self.total += ti.size
         elif ti.issym():
-            self.t.create(pfd, base, lambda: os.symlink(ti.linkname, base, dir_fd=pfd))
+            self.t.create(pfd, base, lambda: os.symlink(ti.linkname, base, dir_fd=pfd), self._kind_check(parts, ti))
             os.chown(base, ti.uid, ti.gid, dir_fd=pfd, follow_symlinks=False)
             _set_xattrs(f"/proc/self/fd/{pfd}/{base}", ti, follow=False)
             _utime(base, ti, dir_fd=pfd, follow_symlinks=False)
         else:  # FIFO
-            self.t.create(pfd, base, lambda: os.mkfifo(base, 0o600, dir_fd=pfd))
+            self.t.create(pfd, base, lambda: os.mkfifo(base, 0o600, dir_fd=pfd), self._kind_check(parts, ti))
             os.chown(base, ti.uid, ti.gid, dir_fd=pfd, follow_symlinks=False)
             os.chmod(base, mode, dir_fd=pfd, follow_symlinks=False)
             _set_xattrs(f"/proc/self/fd/{pfd}/{base}", ti, follow=False)
             _utime(base, ti, dir_fd=pfd, follow_symlinks=False)
+
+    def _kind_check(self, parts: list[str], ti: tarfile.TarInfo):
+        """With keep_kinds (moby's NoOverwriteDirNonDir, `keep_kinds` the extraction point's path for
+        the messages): an existing directory is never replaced by a non-directory, nor the reverse."""
+        if self.keep_kinds is None:
+            return None
+
+        def check(st: os.stat_result) -> None:
+            where = posixpath.join(self.keep_kinds, *parts)
+            if stat.S_ISDIR(st.st_mode) and not ti.isdir():
+                raise ArchiveError(f'cannot overwrite directory "{where}" with non-directory "{ti.name}"')
+            if not stat.S_ISDIR(st.st_mode) and ti.isdir():
+                raise ArchiveError(f'cannot overwrite non-directory "{where}" with directory "{ti.name}"')
+        return check
 
     def _directory(self, ti, parts, pfd, base, mode) -> None:
         try:
             st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
         except FileNotFoundError:
             st = None
+        if st is not None and (check := self._kind_check(parts, ti)):
+            check(st)
         if st is None or not stat.S_ISDIR(st.st_mode):
             if st is not None:
                 os.unlink(base, dir_fd=pfd)      # a file or symlink is replaced, never followed
@@ -395,6 +418,11 @@ class _Extractor:
         if lparts == parts:
             raise ArchiveError(f'invalid tar entry "{name}": hardlink to itself')
         pfd = self.t.dir_fd(parts[:-1], name)
+        if check := self._kind_check(parts, ti):
+            try:
+                check(os.stat(parts[-1], dir_fd=pfd, follow_symlinks=False))
+            except FileNotFoundError:
+                pass
         self.t.remove(pfd, parts[-1])
         tfd = self.t.dir_fd(lparts[:-1], name, create=False)
         try:
@@ -423,19 +451,20 @@ class _Extractor:
 
 
 def extract(stream, root, *, limits: Limits | None = None, on_whiteout: WhiteoutHook | None = None,
-            on_entry: Callable[[list[str], tarfile.TarInfo], bool] | None = None, what: str = "archive") -> int:
+            on_entry: Callable[[list[str], tarfile.TarInfo], bool] | None = None, what: str = "archive",
+            keep_kinds: str | None = None) -> int:
     """Extract the uncompressed tar `stream` (read sequentially) into `root` (a path or a directory
     fd; it must exist). Returns the bytes of regular-file content written.
 
     on_whiteout(target, parent_fd, basename, tarinfo) is called for names starting with `.wh.`; it
     returns True when it handled the entry (None: such names are ordinary files). on_entry(parts,
     tarinfo) sees every entry first; True means "handled, write nothing". `what` names the root in
-    messages ("layer", "archive"). Raises ArchiveError / ArchiveTooLarge; root may then hold a partial
+    messages ("layer", "archive"). keep_kinds: see _Extractor._kind_check. Raises ArchiveError / ArchiveTooLarge; root may then hold a partial
     extraction that the caller removes."""
     own = not isinstance(root, int)
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC) if own else root
     target = Target(root_fd, what, limits)
-    ex = _Extractor(target, on_whiteout, on_entry, what)
+    ex = _Extractor(target, on_whiteout, on_entry, what, keep_kinds)
     name = None
     try:
         check_free_space(root_fd, limits)
