@@ -392,17 +392,21 @@ def _to_container(client, src: str, container: str, dst: str, keep_ids: bool, fo
     with os.fdopen(read_fd, "rb") as raw:
         body = Counted(raw)
         try:
-            if quiet:
-                client.request("PUT", url, params, body=body, headers={"Content-Type": "application/x-tar"}).read()
-            else:
-                with Progress(sys.stderr, TO_HEADER, body):
-                    client.request("PUT", url, params, body=body,
-                                   headers={"Content-Type": "application/x-tar"}).read()
+            _put_tar(client, url, params, body, quiet)
         finally:
             writer.join(timeout=5)
     if not quiet:
         print("Successfully copied", human_size(body.total), "to", f"{container}:{dst}", file=sys.stderr)
     return 0
+
+
+def _put_tar(client, url: str, params: dict, body: Counted, quiet: bool) -> None:
+    """PUT the tar read from `body`, with the progress line unless quiet."""
+    if quiet:
+        client.request("PUT", url, params, body=body, headers={"Content-Type": "application/x-tar"}).read()
+        return
+    with Progress(sys.stderr, TO_HEADER, body):
+        client.request("PUT", url, params, body=body, headers={"Content-Type": "application/x-tar"}).read()
 
 
 def _send_gnu(client, tar: str, url: str, params: dict, path: str, contents: bool, name: str,
@@ -435,12 +439,7 @@ def _send_gnu(client, tar: str, url: str, params: dict, path: str, contents: boo
     reader.start()
     body = Counted(proc.stdout)
     try:
-        if quiet:
-            client.request("PUT", url, params, body=body, headers={"Content-Type": "application/x-tar"}).read()
-        else:
-            with Progress(sys.stderr, TO_HEADER, body):
-                client.request("PUT", url, params, body=body,
-                               headers={"Content-Type": "application/x-tar"}).read()
+        _put_tar(client, url, params, body, quiet)
     finally:
         proc.stdout.close()
         if proc.poll() is None:
