@@ -5,6 +5,7 @@ from flask import Blueprint, Response, request
 from marshmallow import Schema, fields
 
 from app.api import current_engine
+from app.common import filespan
 from app.api.params import DockerBool, load_query
 from app.errors import InvalidParameter
 from app.runtime.containers.archive import encode_stat
@@ -35,7 +36,7 @@ def container_archive(ref):
     if request.method == "HEAD":
         stat = containers.archive_stat(ref, path)
         return Response(status=200, headers={STAT_HEADER: encode_stat(stat)}, mimetype="application/json")
-    stat, chunks = containers.archive_get(ref, path)
+    stat, chunks = containers.archive_get(ref, path, spans=bool(request.environ.get(filespan.ENVIRON_KEY)))
     return Response(chunks, headers={STAT_HEADER: encode_stat(stat)}, mimetype="application/x-tar")
 
 

@@ -55,6 +55,18 @@ class Counted:
         self.total += len(data)
         return data
 
+    def copy_to(self, fd: int) -> None:
+        """The rest of the stream into the pipe fd (spliced where the response allows)."""
+        def add(n: int) -> None:
+            self.total += n
+        if hasattr(self.raw, "copy_to"):
+            self.raw.copy_to(fd, add)
+            return
+        while chunk := self.read1(1 << 20):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+
     def readinto(self, b) -> int:
         data = self.read(len(b))
         b[:len(data)] = data
@@ -300,9 +312,11 @@ def _extract_gnu(tar: str, resp, into: str, old: str, new: str) -> int:
     elif old != ".":
         cmd += _rename_expr(old, new)
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    errors: list[bytes] = []
+    reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+    reader.start()
     try:
-        while chunk := resp.read1(1 << 20):
-            proc.stdin.write(chunk)
+        resp.copy_to(proc.stdin.fileno())
     except BrokenPipeError:
         pass
     finally:
@@ -310,10 +324,11 @@ def _extract_gnu(tar: str, resp, into: str, old: str, new: str) -> int:
             proc.stdin.close()
         except BrokenPipeError:
             pass
-    err = proc.stderr.read()
-    if proc.wait() != 0:
-        raise SystemExit(_tar_failed(err, proc.returncode))
-    return resp.total if hasattr(resp, "total") else 0
+    code = proc.wait()
+    reader.join(5)
+    if code != 0:
+        raise SystemExit(_tar_failed(b"".join(errors), code))
+    return resp.total
 
 
 def _filter(member, path):

@@ -7,6 +7,7 @@ Content-Length and chunked bodies, and the connection hijack of attach.
 from __future__ import annotations
 
 import json
+import os
 import select
 import socket
 from urllib.parse import urlencode, urlsplit
@@ -65,14 +66,20 @@ class Response:
     def getheader(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
 
-    def _next_piece(self, limit: int, line: bool = False) -> bytes:
+    def _next_piece(self, limit: int, line: bool = False, into: int | None = None):
         """Up to `limit` body bytes (up to a line end, with `line`) from what is buffered or one
-        receive; b"" at the end of the body."""
+        receive; b"" at the end of the body. With `into` (a pipe's fd) the bytes are moved there
+        instead and their count returned (0 at the end)."""
+        end = b"" if into is None else 0
         if self._done:
-            return b""
+            return end
         conn = self._conn
         if conn.generation != self._generation:
             raise ProtocolError("the connection of this response was closed or reused")
+
+        def some(n: int):
+            return conn.read_some(n, line) if into is None else conn.move_some(into, n)
+
         if self.chunked:
             if self._chunk_left == 0:
                 size_line = conn.readline()
@@ -86,28 +93,40 @@ class Response:
                     while conn.readline() not in (b"\r\n", b"\n", b""):   # trailers
                         pass
                     self._finish()
-                    return b""
-            data = conn.read_some(min(limit, self._chunk_left), line)
+                    return end
+            data = some(min(limit, self._chunk_left))
             if not data:
                 raise IncompleteRead(self._chunk_left)
-            self._chunk_left -= len(data)
+            self._chunk_left -= data if into is not None else len(data)
             if self._chunk_left == 0 and conn.readline() not in (b"\r\n", b"\n"):
                 raise ProtocolError("a chunk did not end with CRLF")
             return data
         if self.length is None:                       # until the daemon closes
-            data = conn.read_some(limit, line)
+            data = some(limit)
             if not data:
                 self._finish()
             return data
-        data = conn.read_some(min(limit, self.length), line)
+        data = some(min(limit, self.length))
         if not data:
             self._done = True                         # `length` stays > 0: the caller sees it was cut
             conn.close()
-            return b""
-        self.length -= len(data)
+            return end
+        self.length -= data if into is not None else len(data)
         if self.length == 0:
             self._finish()
         return data
+
+    def copy_to(self, fd: int, counted=None) -> int:
+        """The rest of the body written to the pipe `fd` (spliced from the socket, never through
+        Python's memory, where the connection allows). `counted(n)` sees every step."""
+        total = 0
+        while n := self._next_piece(_LARGE_READ, into=fd):
+            total += n
+            if counted is not None:
+                counted(n)
+        if self.length:
+            raise IncompleteRead(self.length)
+        return total
 
     def _finish(self) -> None:
         self._done = True
@@ -300,6 +319,28 @@ class Connection:
         self._pos = end
         return self._buf[start:end]
 
+    def move_some(self, fd: int, limit: int) -> int:
+        """Up to `limit` bytes moved into the pipe `fd`: what is buffered, else spliced from a plain
+        socket (a TLS one is read and written); 0 when closed."""
+        if self._pos < len(self._buf):
+            end = min(self._pos + limit, len(self._buf))
+            n = os.write(fd, self._buf[self._pos:end])
+            self._pos += n
+            return n
+        if self.sock is None:
+            return 0
+        if self.ssl_context is not None or not hasattr(os, "splice"):
+            data = self.sock.recv(min(limit, _LARGE_READ))
+            _write_all(fd, data)
+            return len(data)
+        while True:
+            try:
+                return os.splice(self.sock.fileno(), fd, min(limit, _LARGE_READ))
+            except BlockingIOError:                 # a socket with a timeout is non-blocking
+                readable, _, _ = select.select([self.sock], [], [], self.timeout)
+                if not readable:
+                    raise socket.timeout("timed out reading from the daemon") from None
+
     def readline(self) -> bytes:
         """One line of a response head."""
         while (newline := self._buf.find(b"\n", self._pos)) < 0:
@@ -319,6 +360,12 @@ class Connection:
         self._buf, self._pos = b"", 0
         self._open_response = None
         self.generation += 1
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _pieces(body):

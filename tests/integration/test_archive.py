@@ -263,10 +263,12 @@ def _tree(root):
     os.symlink("sub, [1] & .x/f*.txt", root / "lnk")
     (root / "exe").write_text("#!/bin/sh\n")
     os.chmod(root / "exe", 0o751)
+    (root / "big").write_bytes(os.urandom(600 << 10))          # large enough to go by sendfile
+    (root / "span-sized").write_bytes(os.urandom(256 << 10))
 
 
 def _same_tree(a, b):
-    for rel in ("sub, [1] & .x/f*.txt", ".hidden", "hard", "exe"):
+    for rel in ("sub, [1] & .x/f*.txt", ".hidden", "hard", "exe", "big", "span-sized"):
         assert (b / rel).read_bytes() == (a / rel).read_bytes(), rel
     assert os.readlink(b / "lnk") == "sub, [1] & .x/f*.txt"
     assert os.stat(b / "hard").st_ino == os.stat(b / ".hidden").st_ino
@@ -315,3 +317,26 @@ def test_our_cli_cp_trees_both_ways_with_and_without_gnu_tar(daemon, busybox, tm
     cli("cp", f"{cid}:/tmp/.hidden", str(tmp_path / "single"))
     assert (tmp_path / "single").read_text() == "h"
     daemon.cli("rm", "-f", cid, check=True)
+
+
+def test_get_archive_of_a_large_file_is_exact(docker_client, busybox):
+    """Large files leave the daemon by sendfile (tests/unit/test_filespan.py covers one that shrinks)."""
+    c = docker_client.containers.run("busybox", ["sh", "-c", "dd if=/dev/urandom of=/tmp/a bs=1024 count=700 "
+                                                 "2>/dev/null; sleep 60"], detach=True)
+    try:
+        import time
+        for _ in range(100):
+            if c.exec_run(["test", "-s", "/tmp/a"]).exit_code == 0 and \
+                    c.exec_run(["stat", "-c", "%s", "/tmp/a"]).output.strip() == b"716800":
+                break
+            time.sleep(0.1)
+        want = c.exec_run(["md5sum", "/tmp/a"]).output.split()[0].decode()
+        chunks, stat = c.get_archive("/tmp/a")
+        data = b"".join(chunks)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+            [member] = tf.getmembers()
+            body = tf.extractfile(member).read()
+        import hashlib
+        assert member.size == 716800 == stat["size"] and hashlib.md5(body).hexdigest() == want
+    finally:
+        c.remove(force=True)

@@ -81,8 +81,9 @@ class ArchiveMixin:
             finally:
                 found.close()
 
-    def archive_get(self, ref: str, path: str):
-        """GET: (stat, chunks of a tar of the path, its top entry named as the path's last element)."""
+    def archive_get(self, ref: str, path: str, spans: bool = False):
+        """GET: (stat, chunks of a tar of the path, its top entry named as the path's last element;
+        with `spans`, large files as FileSpans for the server's sendfile)."""
         row = self.resolve(ref)
         ctx = self._root(row)
         rootfs, fd = ctx.__enter__()
@@ -97,7 +98,7 @@ class ArchiveMixin:
 
         def chunks():
             try:
-                yield from rootpath.tar_entry(found, rebase)
+                yield from rootpath.tar_entry(found, rebase, spans)
             finally:
                 found.close()
                 ctx.__exit__(None, None, None)

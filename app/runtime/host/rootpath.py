@@ -20,6 +20,8 @@ import tarfile
 from dataclasses import dataclass
 from typing import Iterator
 
+from app.common.filespan import FileSpan
+
 from app.runtime.host.safetar import RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, \
     RESOLVE_NO_SYMLINKS, openat2
 
@@ -27,6 +29,7 @@ O_PATH = getattr(os, "O_PATH", 0o10000000)
 _IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
 _BENEATH = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
 CHUNK = 1 << 20
+SPAN_MIN = 256 << 10         # smaller files are gathered into CHUNK-sized pieces instead
 
 # Go's os.FileMode type bits
 GO_DIR, GO_SYMLINK, GO_DEVICE, GO_PIPE, GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
@@ -149,6 +152,7 @@ def read_file(root_fd: int, path: str, limit: int = 1 << 20) -> bytes | None:
 class _Out:
     def __init__(self):
         self.buf = bytearray()
+        self.spans = False
 
     def header(self, ti: tarfile.TarInfo) -> None:
         ti.uname = ti.gname = ""
@@ -167,10 +171,12 @@ def _info(name: str, st: os.stat_result) -> tarfile.TarInfo:
     return ti
 
 
-def tar_entry(found: Found, rebase: str) -> Iterator[bytes]:
+def tar_entry(found: Found, rebase: str, spans: bool = False) -> Iterator[bytes | FileSpan]:
     """A tar stream of the resolved entry (recursively for a directory), named `rebase` at the top,
-    never following a symlink below the entry itself."""
+    never following a symlink below the entry itself. With `spans`, files of SPAN_MIN bytes or more
+    come as FileSpans for the server to sendfile (app/common/filespan.py)."""
     out = _Out()
+    out.spans = spans
     links: dict[tuple[int, int], str] = {}
     yield from _emit(out, found.parent_fd, found.base, rebase, found.st, links, top=True)
     out.buf += bytes(2 * tarfile.BLOCKSIZE)
@@ -193,6 +199,10 @@ def _emit(out: _Out, dir_fd: int, base: str, name: str, st: os.stat_result, link
             ti.type, ti.size = tarfile.REGTYPE, st.st_size
             out.header(ti)
             remaining = st.st_size
+            if out.spans and remaining >= SPAN_MIN:
+                yield out.take()
+                yield FileSpan(fd, remaining)       # sent before this generator resumes and closes fd
+                remaining = 0
             while remaining > 0:
                 data = os.read(fd, min(CHUNK, remaining))
                 if not data:
