@@ -398,6 +398,10 @@ def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: di
     if extra_mounts:           # volumes, binds, tmpfs (app/runtime/volumes/mounts.py): they win a destination
         taken = {m["destination"] for m in extra_mounts}
         mounts = [m for m in mounts if m["destination"] not in taken] + list(extra_mounts)
+        spread = {o for m in extra_mounts for o in m["options"]} & {"shared", "rshared", "slave", "rslave"}
+        rootfs_propagation = "rshared" if spread & {"shared", "rshared"} else "rslave" if spread else None
+    else:
+        rootfs_propagation = None
     writable_cgroups = privileged if security.writable_cgroups is None else security.writable_cgroups
     for mount in mounts:
         if (privileged and mount["destination"] == "/sys") or (writable_cgroups and mount["type"] == "cgroup"):
@@ -446,6 +450,7 @@ def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: di
             "namespaces": namespaces,
             "cgroupsPath": cgroups_path,
             "resources": {"devices": device_rules, **resources_from(host_config)},
+            **({"rootfsPropagation": rootfs_propagation} if rootfs_propagation else {}),
             "maskedPaths": [] if privileged else list(MASKED_PATHS),
             "readonlyPaths": [] if privileged else list(READONLY_PATHS),
             **linux_extra,

@@ -78,3 +78,17 @@ class VolumeMounts:
         root = os.path.realpath(root).rstrip("/") + "/"
         with open("/proc/self/mountinfo") as fh:
             return [line.split()[4] for line in fh if line.split()[4].startswith(root)]
+
+
+def mount_of(path: str) -> tuple[str, str]:
+    """(mount point, optional fields such as "shared:1 master:2") of the mount that holds `path`."""
+    path = os.path.realpath(path)
+    best, fields = "/", ""
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            parts = line.split()
+            point = parts[4]
+            inside = path == point or path.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best, fields = point, " ".join(parts[6:parts.index("-")])
+    return best, fields

@@ -27,7 +27,7 @@ class LocalDriver:
     def path(self, name: str) -> str:
         return os.path.join(self.root, name, "_data")
 
-    def validate(self, opts: dict) -> None:
+    def validate(self, opts: dict, name: str = "") -> None:
         """moby's validateOpts, then a probe mount of what the kernel will be asked at first use, on
         a scratch directory, so an option the kernel refuses fails the create and creates nothing."""
         for key in opts:
@@ -52,7 +52,7 @@ class LocalDriver:
             try:
                 self.mounts.mount(opts["device"], probe, opts["type"], opts.get("o") or "")
             except HostError as err:
-                raise InvalidParameter(str(err)) from None
+                raise InvalidParameter(str(err).replace(probe, self.path(name) if name else probe)) from None
             self.mounts.unmount(probe)
         finally:
             os.rmdir(probe)

@@ -19,6 +19,7 @@ from app.errors import Conflict, InvalidParameter, NotFound
 from app.events.model import NewEvent
 from app.projections import volumes as q
 from app.runtime.host import rootpath
+from app.runtime.host.volmount import mount_of
 from app.runtime.volumes import mounts as mp
 from app.runtime.volumes.local import LocalDriver, copy_in
 
@@ -32,6 +33,18 @@ def _rfc3339(ns: int) -> str:
 
 def _driver_error(name: str) -> NotFound:
     return NotFound(f'error looking up volume plugin {name}: plugin "{name}" not found')
+
+
+def check_propagation(source: str, propagation: str) -> None:
+    """moby's ensureShared / ensureSharedOrSlave: a shared or slave bind needs a host mount that can
+    propagate (here the source's mount must be shared, or shared or slave)."""
+    if propagation not in ("shared", "rshared", "slave", "rslave"):
+        return
+    point, fields = mount_of(source)
+    if propagation.endswith("shared") and "shared:" not in fields:
+        raise InvalidParameter(f"path {source} is mounted on {point} but it is not a shared mount")
+    if propagation.endswith("slave") and "shared:" not in fields and "master:" not in fields:
+        raise InvalidParameter(f"path {source} is mounted on {point} but it is not a shared or slave mount")
 
 
 class VolumeInUse(Conflict):
@@ -78,7 +91,7 @@ class Volumes:
         else:
             name = secrets.token_hex(32)
         opts = {str(k): str(v) for k, v in (opts or {}).items()}
-        self.local.validate(opts)
+        self.local.validate(opts, name)
         event = NewEvent("volume", "create", name, {"driver": driver},
                          payload={"labels": labels or {}, "options": opts, "anonymous": False})
 
@@ -229,7 +242,7 @@ class Volumes:
             v = q.get_volume(self.store, p["Name"])
             if v is None and p["Name"] not in new:
                 opts = {str(k): str(val) for k, val in (p.get("DriverOpts") or {}).items()}
-                self.local.validate(opts)
+                self.local.validate(opts, p["Name"])
                 new[p["Name"]] = {"labels": p.get("Labels") or {}, "options": opts, "anonymous": p["Anonymous"]}
             elif v is not None:
                 existing.add(p["Name"])
@@ -274,6 +287,7 @@ class Volumes:
                 if p["Type"] == "bind":
                     if p["Spec"] == "bind" and not os.path.lexists(p["Source"]):
                         os.makedirs(p["Source"], mode=0o755, exist_ok=True)     # moby: `-v` creates it
+                    check_propagation(p["Source"], p["Propagation"])
                     continue
                 if p["Type"] != "volume":
                     continue
