@@ -373,6 +373,22 @@ class Volumes:
             except Conflict:
                 pass                        # another container still references it (--volumes-from)
 
+    def holding_mount(self, cid: str, path: str) -> tuple[str, str, bool] | None:
+        """`docker cp` into or out of a mount: (host directory, the path inside it, writable) of the
+        container's volume or bind mount that holds `path` (the innermost), or None (the rootfs)."""
+        absolute = rootpath.abs_path(path)
+        best = None
+        for p in q.container_points(self.store, cid):
+            dest = p["Destination"]
+            if p["Type"] == "tmpfs" or not (absolute == dest or absolute.startswith(dest.rstrip("/") + "/")):
+                continue
+            if best is None or len(dest) > len(best["Destination"]):
+                best = p
+        if best is None or not os.path.isdir(best["Source"]):
+            return None
+        rest = absolute[len(best["Destination"]):] or "/"
+        return best["Source"], rest if rest.startswith("/") else "/" + rest, bool(best["RW"])
+
     def container_mounts(self, cid: str) -> list[dict]:
         return [mp.inspect_view(p) for p in q.container_points(self.store, cid) if p["Spec"] != "tmpfs"]
 
