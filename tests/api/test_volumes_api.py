@@ -130,7 +130,7 @@ def test_mount_points_in_inspect_and_events(fake_api, fake_engine, image, tmp_pa
     ({"HostConfig": {"Tmpfs": {"/x": "size=1m,bogus"}}}, "invalid tmpfs option 'bogus'"),
     ({"HostConfig": {"VolumesFrom": ["missing"]}}, "No such container: missing"),
     ({"HostConfig": {"VolumesFrom": ["x:rshared"]}}, "invalid mode: rshared"),
-    ({"HostConfig": {"VolumeDriver": "flocker"}}, 'error looking up volume plugin flocker'),
+    ({"Volumes": {"/v": {}}, "HostConfig": {"VolumeDriver": "flocker"}}, 'error looking up volume plugin flocker'),
     ({"HostConfig": {"Mounts": [{"Type": "bind", "Source": "/nonexistent-berth", "Target": "/x"}]}},
      'invalid mount config for type "bind": bind source path does not exist: /nonexistent-berth'),
     ({"HostConfig": {"Mounts": [{"Type": "bind", "Source": "rel", "Target": "/x"}]}},
@@ -282,3 +282,11 @@ def test_projection_equals_recomputation_after_random_sequences(fake_api, fake_e
     assert snapshot(store.reader(), store.projectors) == incremental
     on_disk = sorted(os.listdir(os.path.join(fake_engine.data_root, "volumes")))
     assert on_disk == names(fake_api)
+
+
+def test_volume_driver_matters_only_for_volumes_made(fake_api, fake_engine, image):
+    cid = create(fake_api, HostConfig={"VolumeDriver": "foo"})       # docker-py's test_create_with_volume_driver
+    assert inspect(fake_api, cid)["HostConfig"]["VolumeDriver"] == "foo"
+    anon = fake_api.post(f"{V}/volumes/create", json={}).get_json()
+    assert anon["Labels"] == {"com.docker.volume.anonymous": ""}
+    assert fake_api.post(f"{V}/volumes/prune").get_json()["VolumesDeleted"] == [anon["Name"]]

@@ -74,7 +74,7 @@ def _point(kind: str, destination: str, *, name: str = "", source: str = "", rw:
            propagation: str = "", copy: bool = False, anonymous: bool = False, driver: str = "",
            options: str = "", spec: str = "", labels: dict | None = None, driver_opts: dict | None = None) -> dict:
     return {"Type": kind, "Name": name, "Source": source, "Destination": destination,
-            "Driver": driver or ("local" if kind == "volume" else ""), "Mode": mode, "RW": rw,
+            "Driver": driver, "Mode": mode, "RW": rw,
             "Propagation": propagation, "CopyData": copy, "Anonymous": anonymous, "Options": options,
             "Spec": spec, "Labels": labels or {}, "DriverOpts": driver_opts or {}}
 

@@ -25,6 +25,7 @@ from app.runtime.volumes.local import LocalDriver, copy_in
 
 log = logging.getLogger("berth")
 DRIVERS = ("local",)
+ANONYMOUS_LABEL = "com.docker.volume.anonymous"     # moby marks volumes created without a name
 
 
 def _rfc3339(ns: int) -> str:
@@ -83,17 +84,19 @@ class Volumes:
         driver = driver or "local"
         if driver not in DRIVERS:
             raise _driver_error(driver)
+        anonymous = not name
         if name:
             mp.check_volume_name(name)
             existing = q.get_volume(self.store, name)
             if existing is not None:            # moby returns the volume that exists
                 return self.view(existing)
-        else:
+        else:                                   # moby: a volume without a name is anonymous (pruned by default)
             name = secrets.token_hex(32)
+            labels = {**(labels or {}), ANONYMOUS_LABEL: ""}
         opts = {str(k): str(v) for k, v in (opts or {}).items()}
         self.local.validate(opts, name)
         event = NewEvent("volume", "create", name, {"driver": driver},
-                         payload={"labels": labels or {}, "options": opts, "anonymous": False})
+                         payload={"labels": labels or {}, "options": opts, "anonymous": anonymous})
 
         def guard(conn):
             if q.get_volume(conn, name) is not None:
@@ -210,9 +213,7 @@ class Volumes:
         """Mount points of a new container and the volume create events that go with its create.
         Returns (points, events, guard); nothing is created until the caller appends. `name_of()`
         gives the container's name once it is chosen; `resolve_container(ref)` a container row."""
-        driver = host_config.get("VolumeDriver") or ""
-        if driver and driver not in DRIVERS:
-            raise _driver_error(driver)
+        driver = host_config.get("VolumeDriver") or ""      # for the volumes this create makes (moby)
 
         def volumes_from(ref: str) -> list[dict]:
             try:
@@ -232,8 +233,6 @@ class Volumes:
                 continue
             if p["Type"] != "volume":
                 continue
-            if p["Driver"] and p["Driver"] not in DRIVERS:
-                raise _driver_error(p["Driver"])
             if p["Spec"] == "volumes-from":
                 existing.add(p["Name"])
                 continue
@@ -241,9 +240,14 @@ class Volumes:
                 p["Name"] = secrets.token_hex(32)
             v = q.get_volume(self.store, p["Name"])
             if v is None and p["Name"] not in new:
+                wanted = p["Driver"] or driver or "local"
+                if wanted not in DRIVERS:
+                    raise _driver_error(wanted)
+                p["Driver"] = wanted
                 opts = {str(k): str(val) for k, val in (p.get("DriverOpts") or {}).items()}
                 self.local.validate(opts, p["Name"])
-                new[p["Name"]] = {"labels": p.get("Labels") or {}, "options": opts, "anonymous": p["Anonymous"]}
+                labels = {**(p.get("Labels") or {}), **({ANONYMOUS_LABEL: ""} if p["Anonymous"] else {})}
+                new[p["Name"]] = {"labels": labels, "options": opts, "anonymous": p["Anonymous"]}
             elif v is not None:
                 existing.add(p["Name"])
                 p["Driver"] = v.driver
