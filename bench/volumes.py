@@ -128,7 +128,7 @@ def main() -> None:
                     os.rmdir(path)
                 except OSError:
                     pass
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
