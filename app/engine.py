@@ -17,9 +17,11 @@ from app.events.model import NewEvent
 from app.events.labels import ContainerLabels
 from app.events.store import EventStore
 from app.projections import all_projectors
+from app.projections.containers import LIVE_STATES, container_ids
 from app.runtime.containers import Containers
 from app.runtime.host import Host, real_host
 from app.runtime.images import Images
+from app.runtime.volumes import Volumes
 
 
 class DataRootBusy(Exception):
@@ -76,7 +78,9 @@ class Engine:
             self.container_labels = ContainerLabels(self.store)
             self.host = host or real_host(self.data_root, config.runtime, None, config.cgroup_parent)
             self.images = Images(self.store, os.path.join(self.data_root, "image"), config)
-            self.containers = Containers(self.store, self.images, self.host, config, self.data_root)
+            self.volumes = Volumes(self.store, self.data_root, self.host.volmounts)
+            self.containers = Containers(self.store, self.images, self.host, config, self.data_root,
+                                         volumes=self.volumes)
         except BaseException:
             if self.store is not None:
                 self.store.close()
@@ -97,6 +101,7 @@ class Engine:
         self.store.start()
         self.images.boot()
         self.containers.boot()
+        self.volumes.reconcile(set(container_ids(self.store, states=LIVE_STATES)))
         return self
 
     # /events subscribers, for /info's NEventsListener

@@ -122,7 +122,8 @@ class FakeHost:
         cgroups adapter under a parent nobody creates, and the real reaper (it finds nothing)."""
         runc = self.make_runc("runc", os.path.join(data_root, "runc"))
         monitor = self.make_monitor("conmon", runc, os.path.join(data_root, "exits"), os.path.join(data_root, "s"))
-        return Host(runc=runc, conmon=monitor, overlay=_FakeOverlay(self), cgroups=Cgroups(cgroup_parent))
+        return Host(runc=runc, conmon=monitor, overlay=_FakeOverlay(self), cgroups=Cgroups(cgroup_parent),
+                    volmounts=FakeVolumeMounts(self))
 
     def make_runc(self, binary: str, root: str) -> "FakeRunc":
         return FakeRunc(self, binary, root)
@@ -496,3 +497,28 @@ class _FakeOverlay:
         self.unmount = fake.unmount_rootfs
         self.is_mounted = fake.is_mounted
         self.changes = overlay_changes       # plain directories: the real walk works on them
+
+
+class FakeVolumeMounts:
+    """The local volume driver's mounts on the pretend machine: recorded, never made. A device of
+    "refuse" fails as the kernel would refuse an option."""
+
+    def __init__(self, fake: FakeHost):
+        self.fake = fake
+        self.active: set[str] = set()
+
+    def mount(self, device: str, target: str, fstype: str, options: str) -> None:
+        from app.runtime.host.volmount import VolumeMountError
+        if device == "refuse" or "bogus" in options:
+            raise VolumeMountError(22, f"failed to mount local volume: mount {device}:{target}, data: {options}: "
+                                       "invalid argument")
+        with self.fake.lock:
+            self.active.add(target)
+
+    def unmount(self, target: str) -> None:
+        with self.fake.lock:
+            self.active.discard(target)
+
+    def is_mounted(self, target: str) -> bool:
+        with self.fake.lock:
+            return target in self.active

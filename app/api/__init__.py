@@ -15,6 +15,7 @@ def register_api(flask_app) -> None:
     from app.api.images import bp as images_bp
     from app.api.system import bp as system_bp
     from app.api.system_df import bp as system_df_bp
+    from app.api.volumes import bp as volumes_bp
 
     flask_app.register_blueprint(system_bp)
     flask_app.register_blueprint(container_list_bp)      # before <ref> routes: /containers/json
@@ -27,6 +28,7 @@ def register_api(flask_app) -> None:
     flask_app.register_blueprint(container_resources_bp)
     flask_app.register_blueprint(system_df_bp)
     flask_app.register_blueprint(commit_bp)
+    flask_app.register_blueprint(volumes_bp)
 
 
 def current_engine():

@@ -18,7 +18,8 @@ from app.common.filters import labels_match
 from app.common.fsutil import dir_size as _dir_size
 from app.common.humanize import human_duration
 from app.errors import InvalidParameter, NotFound
-from app.projections import containers as container_views, images as image_views
+from app.projections import containers as container_views, images as image_views, volumes as volume_views
+from app.runtime.volumes.mounts import inspect_view
 
 bp = Blueprint("container_list", __name__)
 
@@ -73,8 +74,10 @@ def _summaries(engine) -> list[tuple]:
         return cached[1]
     refreshed: dict[str, str] = {}              # image reference → the image ID it names now ("" if none)
     out = []
+    points = volume_views.all_points(store)         # Mounts, as moby's types.MountPoint
     for cid, name, image, image_id, created, state, code, started, finished, labels, command, mode in \
             container_views.summaries(store):
+        mounts = json.dumps([inspect_view(p) for p in points.get(cid, ()) if p["Spec"] != "tmpfs"])
         if image != image_id and image_id:
             # moby's refreshImage: a reference that no longer names the container's image shows the ID
             if image not in refreshed:
@@ -89,7 +92,7 @@ def _summaries(engine) -> list[tuple]:
             f'{{"Id":{_str(cid)},"Names":[{_str("/" + name)}],"Image":{_str(image)},"ImageID":{_str(image_id)},'
             f'"Command":{_str(command)},"Created":{created // 1_000_000_000},"Ports":[],',
             f'"Labels":{labels},"State":"{state}","Status":"',      # labels are stored as JSON text
-            f'","HostConfig":{{"NetworkMode":{_str(mode)}}},"NetworkSettings":{{"Networks":{{}}}},"Mounts":[]}}'))
+            f'","HostConfig":{{"NetworkMode":{_str(mode)}}},"NetworkSettings":{{"Networks":{{}}}},"Mounts":{mounts}}}'))
     _rendered[store] = (seq, out)
     return out
 
@@ -176,7 +179,7 @@ def _selector(rows: list[tuple], engine, q: dict):
             if not _PORT_FILTER.match(value):
                 raise InvalidParameter(f"error while looking up for {key} {value}: invalid port '{value}'")
     # No container is a swarm task, has a healthcheck, mounts, networks or ports yet.
-    if (is_task or ("health" in f and "none" not in f["health"]) or "volume" in f or "network" in f
+    if (is_task or ("health" in f and "none" not in f["health"]) or "network" in f
             or "publish" in f or "expose" in f or ancestors == set()):
         return None
     ids = None
@@ -186,6 +189,9 @@ def _selector(rows: list[tuple], engine, q: dict):
             found = [row[0] for row in rows if row[0].startswith(value)] if value else []
             if len(found) == 1:
                 ids.add(found[0])
+    if "volume" in f:       # a volume's name, or a mount's destination or bind source (moby's volume filter)
+        with_volume = set().union(*(volume_views.containers_with_mount(engine.store, v) for v in f["volume"]))
+        ids = with_volume if ids is None else ids & with_volume
     running_only = not (q["all"] or "status" in f or q["limit"] > 0)     # a status filter or a limit: all
     states = f.get("status")
     names, labels = _name_patterns(f["name"]) if "name" in f else None, f.get("label")

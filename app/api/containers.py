@@ -114,7 +114,7 @@ class RemoveQuery(Schema):
 @bp.delete("/containers/<ref>")
 def remove_container(ref):
     q = load_query(RemoveQuery(), request.args)
-    _containers().remove(ref, q["force"])
+    _containers().remove(ref, q["force"], volumes=q["v"])
     return Response(status=204)
 
 
@@ -172,7 +172,7 @@ def inspect_container(ref):
         "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": os.path.join(bundle, "upper"),
                                                      "WorkDir": os.path.join(bundle, "work"),
                                                      "MergedDir": os.path.join(bundle, "rootfs")}},
-        **sizes, "Mounts": [], "Config": merged,
+        **sizes, "Mounts": current_engine().volumes.container_mounts(row.id), "Config": merged,
         "NetworkSettings": {"Networks": {}, "Ports": {}, "IPAddress": "", "Gateway": "", "MacAddress": ""},
     })
 

@@ -77,7 +77,7 @@ def containers_usage(engine) -> list[dict]:
                     "Labels": json.loads(s.labels), "State": s.state,
                     "Status": status_text(s.state, s.exit_code, s.started_nano, s.finished_nano, now),
                     "HostConfig": {"NetworkMode": s.network_mode}, "NetworkSettings": {"Networks": {}},
-                    "Mounts": []})
+                    "Mounts": engine.volumes.container_mounts(s.id)})
     return out
 
 
@@ -89,7 +89,7 @@ def system_df():
     layers_size, images = images_usage(engine) if "image" in wanted else (0, None)
     body = {"LayersSize": layers_size, "Images": images,
             "Containers": containers_usage(engine) if "container" in wanted else None,
-            # volumes arrive with the volumes issue, build cache with builds: nothing to count yet
-            "Volumes": [] if "volume" in wanted else None,
+            # build cache arrives with builds: nothing to count yet
+            "Volumes": engine.volumes.usage() if "volume" in wanted else None,
             "BuildCache": [] if "build-cache" in wanted else None}
     return Response(json.dumps(body) + "\n", mimetype="application/json")

@@ -18,6 +18,7 @@ from app.cli.attach import (AttachSession, follow_window_changes, parse_attach_f
                             wait_request)
 from app.cli.client import APIError, CannotConnect, Client, ProtocolError
 from app.cli.system import filter_flags
+from app.cli import volumes as volume_flags
 from app.common.filters import to_query
 from app.common.timeparse import TimeParseError, format_unix_nano, parse_timestamp
 
@@ -60,6 +61,7 @@ def register(sub) -> None:
         p.add_argument("--cpus", type=float)
         p.add_argument("--pids-limit", type=int)
         p.add_argument("--network", default="default")
+        volume_flags.add_run_flags(p)           # -v, --mount, --tmpfs, --volumes-from, --read-only
         p.add_argument("image")
         p.add_argument("command", nargs=argparse.REMAINDER)
         p.set_defaults(func=cmd_run if cmd == "run" else cmd_create)
@@ -209,6 +211,7 @@ def _create_body(args) -> dict:
             body[key] = value
     if args.entrypoint is not None:
         body["Entrypoint"] = [args.entrypoint] if args.entrypoint else []
+    volume_flags.apply_run_flags(args, body)
     return body
 
 

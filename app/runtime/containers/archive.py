@@ -34,8 +34,18 @@ class ArchiveMixin:
     """HEAD / GET / PUT /containers/{id}/archive (mixed into the service)."""
 
     @contextlib.contextmanager
-    def _root(self, row):
-        """An fd of the container's rootfs, mounted for the operation when the container is not running."""
+    def _root(self, row, path: str = "/"):
+        """(root, its fd, `path` inside it): the container's rootfs, mounted for the operation when the
+        container is not running, or the volume or bind mount that holds `path` (app/runtime/volumes)."""
+        held = self.volumes.holding_mount(row.id, path)
+        if held is not None:
+            source, inner, _ = held
+            fd = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                yield source, fd, inner
+            finally:
+                os.close(fd)
+            return
         bundle = self.bundle(row.id)
         image_row, _ = self.images.resolve(row.image_id)
         layers = self.images.layer_dirs(image_row)
@@ -45,7 +55,7 @@ class ArchiveMixin:
         try:
             fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
             try:
-                yield rootfs, fd
+                yield rootfs, fd, path
             finally:
                 os.close(fd)
         finally:
@@ -54,9 +64,12 @@ class ArchiveMixin:
                     if not self.is_running(row.id):
                         self.overlay.unmount(bundle)
 
-    def _lookup(self, ref: str, path: str, fd: int) -> rootpath.Found:
+    def _lookup(self, ref: str, path: str, fd: int, inner: str | None = None) -> rootpath.Found:
         try:
-            return rootpath.lookup(fd, path)
+            found = rootpath.lookup(fd, path if inner is None else inner)
+            if inner is not None and rootpath.abs_path(inner) in ("/", "/.") and inner != path:
+                found.abs_path = rootpath.abs_path(path)    # a volume's root, named as the container sees it
+            return found
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerFileNotFound(path, ref) from None
         except OSError as err:
@@ -74,10 +87,10 @@ class ArchiveMixin:
     def archive_stat(self, ref: str, path: str) -> dict:
         """HEAD: the path's stat (moby's ContainerPathStat)."""
         row = self.resolve(ref)
-        with self._root(row) as (rootfs, fd):
-            found = self._lookup(ref, path, fd)
+        with self._root(row, path) as (rootfs, fd, inner):
+            found = self._lookup(ref, path, fd, inner)
             try:
-                return self._stat_of(rootfs, fd, path, found)
+                return self._stat_of(rootfs, fd, inner, found)
             finally:
                 found.close()
 
@@ -85,11 +98,11 @@ class ArchiveMixin:
         """GET: (stat, chunks of a tar of the path, its top entry named as the path's last element;
         with `spans`, large files as FileSpans for the server's sendfile)."""
         row = self.resolve(ref)
-        ctx = self._root(row)
-        rootfs, fd = ctx.__enter__()
+        ctx = self._root(row, path)
+        rootfs, fd, inner = ctx.__enter__()
         try:
-            found = self._lookup(ref, path, fd)
-            stat = self._stat_of(rootfs, fd, path, found)
+            found = self._lookup(ref, path, fd, inner)
+            stat = self._stat_of(rootfs, fd, inner, found)
         except BaseException as err:
             ctx.__exit__(type(err), err, err.__traceback__)
             raise
@@ -109,11 +122,14 @@ class ArchiveMixin:
                     copy_uid_gid: bool = False) -> None:
         """PUT: extract the uploaded tar into the directory `path` of the container."""
         row = self.resolve(ref)
-        if row.host_config.get("ReadonlyRootfs"):
+        held = self.volumes.holding_mount(row.id, path)
+        if held is not None and not held[2]:
+            raise Forbidden("mounted volume is marked read-only")
+        if row.host_config.get("ReadonlyRootfs") and held is None:
             raise Forbidden("container rootfs is marked read-only")
-        with self._root(row) as (rootfs, fd):
+        with self._root(row, path) as (rootfs, fd, inner):
             try:
-                dest = rootpath.open_dir(fd, path)
+                dest = rootpath.open_dir(fd, inner)
             except FileNotFoundError:
                 raise ContainerFileNotFound(path, ref) from None
             except NotADirectoryError:

@@ -133,6 +133,9 @@ class CreateMixin:
         if cname and (owner := name_owner(self.events, cname)):
             raise _NameTaken(cname, owner)          # early, before any work; the guard decides for real
         cid = secrets.token_hex(32)
+        # volumes: mount points resolved now (app/runtime/volumes), volumes created in the same append
+        points, volume_events, volume_guard = self.volumes.plan(
+            cid, lambda: chosen, image_ref, config, host_config, image_cfg, self.resolve)
         image_labels = {k: v for k, v in (image_cfg.get("Labels") or {}).items()
                         if isinstance(k, str) and isinstance(v, str)}    # an image config is untrusted
         labels = {**image_labels, **(config.pop("Labels", None) or {})}
@@ -141,20 +144,23 @@ class CreateMixin:
         def create_event(chosen: str) -> list[NewEvent]:
             # Labels are stored once, in this payload; /events adds them to every event of the container
             # when it sends it (app/events/labels.py), as Docker's events carry them.
-            return [NewEvent("container", "create", cid, {"image": image_ref, "name": chosen}, expected_version=0,
-                             payload={"config": config, "host_config": host_config, "image_id": image_id,
-                                      "labels": labels, "command": command})]
+            return volume_events() + [NewEvent(
+                "container", "create", cid, {"image": image_ref, "name": chosen}, expected_version=0,
+                payload={"config": config, "host_config": host_config, "image_id": image_id,
+                         "labels": labels, "command": command, "mounts": points})]
 
         def guard(conn, chosen: str) -> None:
             _name_free(conn, chosen)
             if get_image(conn, image_id) is None:   # deleted since it was resolved: nothing may refer to it
                 raise NotFound(f"No such image: {image_ref}")
+            volume_guard(conn)
 
         chosen = cname or self._generated_name()
         faults.point("create:before-append")
         for attempt in range(6):
             try:
                 self.events.append(create_event(chosen), guard=lambda conn: guard(conn, chosen))
+                self.volumes.created(points)
                 return cid
             except _NameTaken:
                 if cname:

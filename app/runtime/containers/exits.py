@@ -69,6 +69,7 @@ class ExitsMixin:
                 **self._attrs(row), "exitCode": str(code),
                 "execDuration": str(max(0, (time.time_ns() - started) // 1_000_000_000))}))
             self._record(row, events)
+            self.volumes.stopped(cid)           # unmount events, local-driver mounts let go
             entry.changed.notify_all()
             faults.point("exit:after-die")
             if row.host_config.get("AutoRemove"):    # `docker run --rm`

@@ -17,7 +17,7 @@ from app.runtime.containers import recovery
 class RemoveMixin:
     """Containers.remove, prune (mixed into the service)."""
 
-    def remove(self, ref: str, force: bool) -> None:
+    def remove(self, ref: str, force: bool, volumes: bool = False) -> None:
         """The state is checked and the container destroyed under its lock, so a start cannot slip in
         between (that once destroyed a running container without a die). A start in flight holds
         that lock, so `rm -f` cancels it before taking the lock (the start then undoes itself and
@@ -33,7 +33,7 @@ class RemoveMixin:
                         return              # AutoRemove removed it on its exit (`rm -f` of a `--rm` container)
                     raise NotFound(f"No such container: {ref}")
                 if row.state not in ("running", "paused", "restarting"):
-                    self._destroy(row)
+                    self._destroy(row, volumes)
                     return
                 if not force and row.state == "paused":
                     raise Conflict(f'cannot remove container "/{row.name}": container is paused and must be '
@@ -51,7 +51,7 @@ class RemoveMixin:
             self.wait_exit(cid, None)
             killed = True
 
-    def _destroy(self, row: Container) -> None:
+    def _destroy(self, row: Container, volumes: bool = False) -> None:
         """Remove a container that is not running (caller holds its lock). The removal marker makes
         the next boot finish a removal cut at any step (app/runtime/recovery.py)."""
         cid = row.id
@@ -67,7 +67,9 @@ class RemoveMixin:
         self.monitor.cleanup(cid, bundle)
         shutil.rmtree(bundle, ignore_errors=True)
         faults.point("rm:before-destroy")
+        points = self.volumes.points_of(cid)
         self._record(row, [NewEvent("container", "destroy", cid, self._attrs(row))])
+        self.volumes.removed(points, volumes or bool(row.host_config.get("AutoRemove")))   # rm -v, run --rm
         recovery.unmark_removing(self, cid)
         self._release_attach_waiters(row.id)
         with self._tables_lock:

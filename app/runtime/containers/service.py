@@ -70,8 +70,9 @@ def audit_stream(cid: str) -> str:
 
 class Containers(CreateMixin, StartMixin, StopMixin, ExitsMixin, RemoveMixin, AttachMixin, FsMixin,
                  ProcessesMixin, ExecMixin, StatsMixin, UpdateMixin, ArchiveMixin, CommitMixin):
-    def __init__(self, events: EventStore, images, host: Host, config: Config, data_root: str):
+    def __init__(self, events: EventStore, images, host: Host, config: Config, data_root: str, volumes=None):
         self.events = events
+        self.volumes = volumes            # app/runtime/volumes (mount points, copy-in, volume events)
         self.images = images
         self.host = host
         self.config = config

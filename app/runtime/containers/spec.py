@@ -368,7 +368,7 @@ def _device_section(host_config: dict) -> tuple[list[dict], list[dict]]:
 def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: dict, host_config: dict,
                hostname: str, cgroups_path: str, netns_path: str | None, etc_files: dict[str, str],
                pid_ns_path: str | None = None, daemon_seccomp: str | None = None,
-               daemon_no_new_privileges: bool = False) -> dict:
+               daemon_no_new_privileges: bool = False, extra_mounts: list[dict] | None = None) -> dict:
     """runc's config.json. `etc_files` maps /etc/hostname, /etc/hosts, /etc/resolv.conf to host files;
     `pid_ns_path` is the pid namespace to join for PidMode container:<id>; `daemon_seccomp` and
     `daemon_no_new_privileges` are the daemon's defaults, which a container's --security-opt overrides."""
@@ -395,6 +395,13 @@ def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: di
     mounts = default_mounts() + [
         {"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}
         for dest, src in sorted(etc_files.items())]
+    if extra_mounts:           # volumes, binds, tmpfs (app/runtime/volumes/mounts.py): they win a destination
+        taken = {m["destination"] for m in extra_mounts}
+        mounts = [m for m in mounts if m["destination"] not in taken] + list(extra_mounts)
+        spread = {o for m in extra_mounts for o in m["options"]} & {"shared", "rshared", "slave", "rslave"}
+        rootfs_propagation = "rshared" if spread & {"shared", "rshared"} else "rslave" if spread else None
+    else:
+        rootfs_propagation = None
     writable_cgroups = privileged if security.writable_cgroups is None else security.writable_cgroups
     for mount in mounts:
         if (privileged and mount["destination"] == "/sys") or (writable_cgroups and mount["type"] == "cgroup"):
@@ -443,6 +450,7 @@ def build_spec(*, rootfs: str, container_id: str, image_config: dict, config: di
             "namespaces": namespaces,
             "cgroupsPath": cgroups_path,
             "resources": {"devices": device_rules, **resources_from(host_config)},
+            **({"rootfsPropagation": rootfs_propagation} if rootfs_propagation else {}),
             "maskedPaths": [] if privileged else list(MASKED_PATHS),
             "readonlyPaths": [] if privileged else list(READONLY_PATHS),
             **linux_extra,

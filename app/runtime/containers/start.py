@@ -100,11 +100,13 @@ class StartMixin:
         try:
             faults.point("start:after-mount")
             attempt.check(cid)
+            volume_mounts, volume_events = self.volumes.prepare_start(row, rootfs)     # app/runtime/volumes
             spec = build_spec(rootfs=rootfs, container_id=cid, image_config=image_cfg, config=config,
                               host_config=host_config, hostname=hostname,
                               cgroups_path=self.cgroups.path(cid), netns_path=None, etc_files=etc,
                               pid_ns_path=pid_ns, daemon_seccomp=self.config.seccomp_profile,
-                              daemon_no_new_privileges=self.config.no_new_privileges)
+                              daemon_no_new_privileges=self.config.no_new_privileges,
+                              extra_mounts=volume_mounts)
             with open(os.path.join(bundle, "config.json"), "w") as fh:
                 fh.write(json.dumps(spec))      # dumps uses the C encoder; dump() iterates in Python
             faults.point("start:after-bundle")
@@ -122,9 +124,11 @@ class StartMixin:
             faults.point("start:after-release")
             attempt.check(cid)
             # in the undone part: a start whose event cannot be written leaves no process behind
-            self._record(row, [NewEvent("container", "start", cid, self._attrs(row), payload={"pid": pid})])
+            self._record(row, volume_events +
+                         [NewEvent("container", "start", cid, self._attrs(row), payload={"pid": pid})])
         except BaseException:
             self._undo_start(cid, bundle, pid, attempt)
+            self.volumes.start_failed(cid)
             raise
         faults.point("start:after-start-event")
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from app.runtime.host.overlay import Overlay
     from app.runtime.host.processes import Reaper
     from app.runtime.host.runc import Runc
+    from app.runtime.host.volmount import VolumeMounts
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Host:
     cgroups: "Cgroups"
     reaper: "Reaper" = field(default=None)
     execs: "ExecMonitor" = field(default=None)     # exec sessions under conmon --exec
+    volmounts: "VolumeMounts" = field(default=None)  # the local volume driver's mounts
 
     def __post_init__(self):
         if self.reaper is None:
@@ -36,6 +38,9 @@ class Host:
         if self.execs is None:
             from app.runtime.host.execmon import ExecMonitor
             self.execs = ExecMonitor(self.conmon.conmon, self.runc)
+        if self.volmounts is None:
+            from app.runtime.host.volmount import VolumeMounts
+            self.volmounts = VolumeMounts()
 
 
 def real_host(data_root: str, runtime: str = "runc", conmon: str | None = None,

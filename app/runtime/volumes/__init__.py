@@ -1,0 +1,3 @@
+from app.runtime.volumes.service import Volumes
+
+__all__ = ["Volumes"]

@@ -1,0 +1,135 @@
+"""What volumes cost, against floors measured in the same run.
+
+    .venv/bin/python bench/volumes.py [--quick]
+
+(a) `run --rm busybox true` (docker-py low level: create, start, wait, remove v=1), the baseline
+(b) the same with `-v /data` (an anonymous volume, nothing in the image at that path): time added to (a)
+(c) the same with `-v /big` on an image holding 20 MB at /big (copied into the new volume at start):
+    time added to (a), against the floor `cp -a` of the same tree into a fresh directory (+ its rm)
+(d) `GET /volumes` and `GET /berth/volumes/orphans?size=0` latency with 1,000 volumes (and the
+    orphans with their sizes, a directory scan each)
+Targets: (c) added <= 1.5x cp -a; (d) <= 20 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from api import start_daemon, stop_daemon  # noqa: E402  (bench/api.py)
+
+
+def ms(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000
+
+
+def big_tree(directory: str, total: int = 20 << 20, files: int = 400) -> None:
+    """20 MB in 400 files over 20 directories (incompressible bytes, mixed modes)."""
+    size = total // files
+    for i in range(files):
+        sub = os.path.join(directory, f"d{i % 20:02d}")
+        os.makedirs(sub, exist_ok=True)
+        path = os.path.join(sub, f"f{i:03d}")
+        with open(path, "wb") as fh:
+            fh.write(os.urandom(size))
+        os.chmod(path, 0o640 if i % 3 else 0o755)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    reps = 5 if args.quick else 15
+    nvol = 200 if args.quick else 1000
+    import docker
+    tmp = tempfile.mkdtemp(prefix="berth-bench-volumes-")
+    proc, sock = start_daemon(tmp, extra_args=("--cgroup-parent", "berth-bench-volumes"))
+    api = docker.APIClient(base_url="unix://" + sock, version="1.45", timeout=120)
+    try:
+        cli = [sys.executable, os.path.join(ROOT, "cli.py"), "-H", "unix://" + sock]
+        bb = os.path.join(tmp, "busybox.tar")
+        subprocess.run(["bash", os.path.join(ROOT, "scripts", "make-busybox-tar.sh"), bb], check=True,
+                       capture_output=True)
+        subprocess.run(cli + ["import", bb, "busybox:latest"], check=True, capture_output=True)
+        tree = os.path.join(tmp, "tree", "big")
+        big_tree(tree)
+        big_tar = os.path.join(tmp, "big.tar")
+        shutil.copy(bb, big_tar)
+        with tarfile.open(big_tar, "a") as tf:
+            tf.add(tree, arcname="big")
+        subprocess.run(cli + ["import", big_tar, "big:latest"], check=True, capture_output=True)
+
+        def run(image: str, volumes=None) -> None:
+            c = api.create_container(image, ["true"], volumes=volumes)
+            api.start(c["Id"])
+            api.wait(c["Id"])
+            api.remove_container(c["Id"], v=True)
+
+        def cp_a() -> None:
+            dest = os.path.join(tmp, "cp-dest")
+            os.makedirs(dest)
+            subprocess.run(["cp", "-a", tree + "/.", dest + "/"], check=True)
+            shutil.rmtree(dest)
+
+        for _ in range(2):                              # warm-up
+            run("busybox")
+            run("big:latest", ["/big"])
+        plain, empty, full, floor = [], [], [], []
+        for _ in range(reps):                           # interleaved: drifts of the machine hit all alike
+            plain.append(ms(lambda: run("busybox")))
+            empty.append(ms(lambda: run("busybox", ["/data"])))
+            full.append(ms(lambda: run("big:latest", ["/big"])))
+            floor.append(ms(cp_a))
+        base = statistics.median(plain)
+        added_empty = statistics.median(empty) - base
+        added_full = statistics.median(full) - base
+        cp_floor = statistics.median(floor)
+        print(f"(a) run --rm true                       median {base:7.1f} ms")
+        print(f"(b) + -v /data (empty)                  median {statistics.median(empty):7.1f} ms "
+              f"(adds {added_empty:+.1f} ms)")
+        print(f"(c) + -v /big (20 MB copy-in)           median {statistics.median(full):7.1f} ms "
+              f"(adds {added_full:+.1f} ms)")
+        print(f"    floor: cp -a of the same tree       median {cp_floor:7.1f} ms")
+        print(f"    ratio added / cp -a: {added_full / cp_floor:.2f} (target <= 1.5)")
+
+        for i in range(nvol):
+            api.create_volume(f"bench{i:04d}", labels={"n": str(i % 10)})
+        for _ in range(3):
+            api.volumes()
+        ls = [ms(lambda: api.volumes()) for _ in range(reps * 2)]
+        orphans_url = api._url("/berth/volumes/orphans")
+        orph = [ms(lambda: api._result(api._get(orphans_url, params={"size": "0"}), True))
+                for _ in range(reps * 2)]
+        orph_size = [ms(lambda: api._result(api._get(orphans_url, params={"size": "1"}), True))
+                     for _ in range(max(3, reps // 2))]
+        print(f"(d) GET /volumes, {nvol} volumes          median {statistics.median(ls):7.1f} ms (target <= 20)")
+        print(f"    GET /berth/volumes/orphans?size=0   median {statistics.median(orph):7.1f} ms (target <= 20)")
+        print(f"    ... with sizes (a scan per volume)  median {statistics.median(orph_size):7.1f} ms")
+        api.prune_volumes(filters={"all": True})
+    finally:
+        api.close()
+        stop_daemon(proc)
+        for d in os.listdir("/sys/fs/cgroup"):
+            path = os.path.join("/sys/fs/cgroup", d, "berth-bench-volumes")
+            if os.path.isdir(path):
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    pass
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
