@@ -20,6 +20,7 @@ from app.projections import all_projectors
 from app.runtime.containers import Containers
 from app.runtime.host import Host, real_host
 from app.runtime.images import Images
+from app.runtime.network import Networks
 
 
 class DataRootBusy(Exception):
@@ -77,6 +78,7 @@ class Engine:
             self.host = host or real_host(self.data_root, config.runtime, None, config.cgroup_parent)
             self.images = Images(self.store, os.path.join(self.data_root, "image"), config)
             self.containers = Containers(self.store, self.images, self.host, config, self.data_root)
+            self.networks = self.containers.network = Networks(self.store, self.host, config, self.containers)
         except BaseException:
             if self.store is not None:
                 self.store.close()
@@ -93,10 +95,13 @@ class Engine:
         2. images: drop layers and blobs no image names (an import or delete cut short);
         3. containers: reconcile the host against the projections (exits missed while the daemon was
            away, starts and removals cut short), then the exit watcher.
-        Later subsystems (networks, restart policies, health checks) slot in after 3."""
+        4. networks: the predefined networks, running containers' networking adopted, unused bridges
+           and chains swept (app/runtime/network/service.py).
+        Later subsystems (restart policies, health checks) slot in after 4."""
         self.store.start()
         self.images.boot()
         self.containers.boot()
+        self.networks.boot()
         return self
 
     # /events subscribers, for /info's NEventsListener
@@ -124,5 +129,6 @@ class Engine:
         """Undo start() in reverse: stop watching (containers keep running under conmon), close the store."""
         self.begin_shutdown()
         self.containers.close()
+        self.networks.close()
         self.store.close()
         os.close(self._lock_fd)

@@ -72,6 +72,7 @@ def _summaries(engine) -> list[tuple]:
     if cached is not None and cached[0] == seq:
         return cached[1]
     refreshed: dict[str, str] = {}              # image reference → the image ID it names now ("" if none)
+    net_views = engine.networks.list_views()    # id → (Ports JSON, Networks JSON)
     out = []
     for cid, name, image, image_id, created, state, code, started, finished, labels, command, mode in \
             container_views.summaries(store):
@@ -87,9 +88,11 @@ def _summaries(engine) -> list[tuple]:
         out.append((
             cid, name, image_id, created, state, code, started, finished, labels,
             f'{{"Id":{_str(cid)},"Names":[{_str("/" + name)}],"Image":{_str(image)},"ImageID":{_str(image_id)},'
-            f'"Command":{_str(command)},"Created":{created // 1_000_000_000},"Ports":[],',
+            f'"Command":{_str(command)},"Created":{created // 1_000_000_000},'
+            f'"Ports":{net_views.get(cid, ("[]", "{}"))[0]},',
             f'"Labels":{labels},"State":"{state}","Status":"',      # labels are stored as JSON text
-            f'","HostConfig":{{"NetworkMode":{_str(mode)}}},"NetworkSettings":{{"Networks":{{}}}},"Mounts":[]}}'))
+            f'","HostConfig":{{"NetworkMode":{_str(mode)}}},'
+            f'"NetworkSettings":{{"Networks":{net_views.get(cid, ("[]", "{}"))[1]}}},"Mounts":[]}}'))
     _rendered[store] = (seq, out)
     return out
 

@@ -14,6 +14,8 @@ import sys
 import time
 from urllib.parse import quote
 
+from app.cli import netopts
+
 from app.cli.attach import (AttachSession, follow_window_changes, parse_attach_flags, resize_to_terminal,
                             wait_request)
 from app.cli.client import APIError, CannotConnect, Client, ProtocolError
@@ -60,6 +62,7 @@ def register(sub) -> None:
         p.add_argument("--cpus", type=float)
         p.add_argument("--pids-limit", type=int)
         p.add_argument("--network", default="default")
+        netopts.add_flags(p)
         p.add_argument("image")
         p.add_argument("command", nargs=argparse.REMAINDER)
         p.set_defaults(func=cmd_run if cmd == "run" else cmd_create)
@@ -209,6 +212,7 @@ def _create_body(args) -> dict:
             body[key] = value
     if args.entrypoint is not None:
         body["Entrypoint"] = [args.entrypoint] if args.entrypoint else []
+    netopts.apply(args, body)
     return body
 
 
@@ -515,7 +519,7 @@ def ps_view(c: dict, trunc: bool) -> dict:
         "Names": ",".join(names),
         "Networks": ",".join(((c.get("NetworkSettings") or {}).get("Networks") or {}).keys()),
         "Platform": None,
-        "Ports": "",          # published ports arrive with networking
+        "Ports": netopts.displayable_ports(c.get("Ports") or []),
         "RunningFor": _ago(created),
         "Size": size,
         "State": c.get("State", ""),

@@ -67,7 +67,8 @@ class RemoveMixin:
         self.monitor.cleanup(cid, bundle)
         shutil.rmtree(bundle, ignore_errors=True)
         faults.point("rm:before-destroy")
-        self._record(row, [NewEvent("container", "destroy", cid, self._attrs(row))])
+        # network disconnects free its addresses, in the destroy's transaction
+        self._record(row, self.network.release_events(cid) + [NewEvent("container", "destroy", cid, self._attrs(row))])
         recovery.unmark_removing(self, cid)
         self._release_attach_waiters(row.id)
         with self._tables_lock:
