@@ -178,10 +178,10 @@ def _selector(rows: list[tuple], engine, q: dict):
                 raise InvalidParameter(f"filter for '{key}' should not contain ':': {value}")
             if not _PORT_FILTER.match(value):
                 raise InvalidParameter(f"error while looking up for {key} {value}: invalid port '{value}'")
-    # No container is a swarm task, has a healthcheck, mounts, networks or ports yet.
-    if (is_task or ("health" in f and "none" not in f["health"]) or "volume" in f or "network" in f
-            or "publish" in f or "expose" in f or ancestors == set()):
+    # No container is a swarm task, has a healthcheck or mounts yet.
+    if is_task or ("health" in f and "none" not in f["health"]) or "volume" in f or ancestors == set():
         return None
+    net_ok = _network_filter(engine, f)
     ids = None
     if "id" in f:   # each value names the one container whose ID it prefixes; none if ambiguous or unknown
         ids = set()
@@ -206,9 +206,41 @@ def _selector(rows: list[tuple], engine, q: dict):
             return False
         if names is not None and not _name_matches(names, name):
             return False
+        if net_ok is not None and not net_ok(cid):
+            return False
         return labels is None or labels_match(labels, json.loads(row[8]))
 
     return select
+
+
+def _port_set(values: set[str]) -> set[tuple[int, str]]:
+    out = set()
+    for value in values:
+        port, _, proto = value.partition("/")
+        low, _, high = port.partition("-")
+        for n in range(int(low), int(high or low) + 1):
+            out.add((n, proto or "tcp"))
+    return out
+
+
+def _network_filter(engine, f: dict):
+    """network= (name or ID), publish= (host ports), expose= (container ports): moby's filters."""
+    if not {"network", "publish", "expose"} & set(f):
+        return None
+    facts = engine.networks.filter_facts()          # id → (network names and IDs, published, exposed)
+    nets = f.get("network")
+    publish = _port_set(f["publish"]) if "publish" in f else None
+    expose = _port_set(f["expose"]) if "expose" in f else None
+
+    def ok(cid: str) -> bool:
+        names, published, exposed = facts.get(cid, (set(), set(), set()))
+        if nets is not None and not any(v in names or any(n.startswith(v) and len(v) >= 1 and len(n) == 64
+                                                           for n in names) for v in nets):
+            return False
+        if publish is not None and not publish & published:
+            return False
+        return expose is None or bool(expose & exposed)
+    return ok
 
 
 @bp.get("/containers/json")

@@ -436,6 +436,9 @@ class Networks:
             except NotFound:
                 raise InvalidParameter(f"could not get container for {name}") from None
         if mode in ("host", "none") or mode.startswith("container:"):
+            if mode == "host" and not config.get("Hostname"):
+                import socket
+                config["Hostname"] = socket.gethostname()        # moby: the host's name on its network
             if mode.startswith("container:"):
                 target = mode.split(":", 1)[1]
                 if not target:
@@ -544,7 +547,7 @@ class Networks:
             if active is not None and net.id in active.ifaces and self.enabled:
                 with self._lock:
                     try:
-                        self.netlink.remove_endpoint(active.ns_path, self._ifname_of(row.id, net.id))
+                        self.netlink.delete_link(active.ifaces[net.id])      # both ends of the pair go
                     except Exception:  # noqa: BLE001 - the container may be exiting
                         log.exception("removing %s from %s", net.name, row.id[:12])
                     active.ifaces.pop(net.id, None)
@@ -966,6 +969,27 @@ class Networks:
                     ports = self.summary_ports(cid, True, exposed)
             out[cid] = (json.dumps(ports, separators=(",", ":")),
                         json.dumps(by_container.get(cid, {}), separators=(",", ":")))
+        return out
+
+    def filter_facts(self) -> dict[str, tuple[set, set, set]]:
+        """ps filters: each container's network names and IDs, published host ports and exposed ports."""
+        names = {n.id: n for n in nq.list_networks(self.events)}
+        out: dict[str, tuple[set, set, set]] = {}
+        for ep in nq.all_endpoints(self.events):
+            net = names.get(ep.network)
+            if net is not None:
+                out.setdefault(ep.container, (set(), set(), set()))[0].update({net.name, net.id})
+        for cid, active in self._active.items():
+            facts = out.setdefault(cid, (set(), set(), set()))
+            facts[1].update((b.host_port, b.proto) for b in active.bindings)
+            row = self.containers.get(cid)
+            if row is not None:
+                facts[2].update(portmod.exposed_ports(self._image_config(row), row.config))
+            facts[2].update((b.port, b.proto) for b in active.bindings)
+        for cid in cq.container_ids(self.events):
+            mode = network_mode_of(self.containers.get(cid).host_config) if cid not in out else ""
+            if mode in ("host", "none"):
+                out.setdefault(cid, (set(), set(), set()))[0].add(mode)
         return out
 
     def summary_ports(self, cid: str, running: bool, exposed) -> list[dict]:
