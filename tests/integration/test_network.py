@@ -332,25 +332,29 @@ def test_iptables_false_writes_no_rules_and_refuses_publishing(make_daemon, busy
 
 def test_daemon_kill9_keeps_networking_and_restart_adopts_it(make_daemon, busybox_tar):
     d = make_daemon().start()
-    d.cli("import", busybox_tar, "busybox:latest", check=True)
-    cid = d.cli("run", "-d", "--name", "keep1", "-p", "18475:80", "busybox", *HTTPD, check=True).stdout.strip()
-    assert until(lambda: _try(lambda: _http("127.0.0.1", 18475)) == cid[:12], timeout=10)
-    d.kill9()
-    assert _http("127.0.0.1", 18475) == cid[:12]          # the kernel's, not the daemon's
-    d.start()
-    assert _http("127.0.0.1", 18475) == cid[:12]
-    assert d.cli("port", "keep1", check=True).stdout == "80/tcp -> 0.0.0.0:18475\n"
-    ip = _inspect(d, "keep1")["NetworkSettings"]["IPAddress"]
-    cid2 = d.cli("run", "-d", "busybox", "sleep", "30", check=True).stdout.strip()
-    assert _inspect(d, cid2)["NetworkSettings"]["IPAddress"] != ip     # never handed out twice
-    # the container killed while the daemon is down: the restart drops its rules
-    pid = _pid_of(d, cid)
-    d.kill9()
-    subprocess.run(["kill", "-9", str(pid)], check=True)
-    d.start()
-    assert until(lambda: not [x for x in _berth_host_state(d.net.tag) if "18475" in x], timeout=10)
-    remove_all_containers(d)
-    d.stop()
+    try:
+        d.cli("import", busybox_tar, "busybox:latest", check=True)
+        cid = d.cli("run", "-d", "--name", "keep1", "-p", "18475:80", "busybox", *HTTPD, check=True).stdout.strip()
+        assert until(lambda: _try(lambda: _http("127.0.0.1", 18475)) == cid[:12], timeout=10)
+        d.kill9()
+        assert _http("127.0.0.1", 18475) == cid[:12]          # the kernel's, not the daemon's
+        d.start()
+        assert _http("127.0.0.1", 18475) == cid[:12]
+        assert d.cli("port", "keep1", check=True).stdout == "80/tcp -> 0.0.0.0:18475\n"
+        ip = _inspect(d, "keep1")["NetworkSettings"]["IPAddress"]
+        cid2 = d.cli("run", "-d", "busybox", "sleep", "30", check=True).stdout.strip()
+        assert _inspect(d, cid2)["NetworkSettings"]["IPAddress"] != ip     # never handed out twice
+        # the container killed while the daemon is down: the restart drops its rules
+        pid = _pid_of(d, cid)
+        d.kill9()
+        subprocess.run(["kill", "-9", str(pid)], check=True)
+        d.start()
+        assert until(lambda: not [x for x in _berth_host_state(d.net.tag) if "18475" in x], timeout=10)
+    finally:
+        if d.proc.poll() is not None:
+            d.start()
+        remove_all_containers(d)
+        d.stop()
     assert _berth_host_state(d.net.tag) == []
 
 
