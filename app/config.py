@@ -33,6 +33,14 @@ class Config:
     max_upload_size: int = 64 << 30
     min_free_space: int = 1 << 30
     max_json_body: int = 16 << 20   # JSON request bodies (create …): larger ones are 413
+    # Networking (app/runtime/network): the default bridge's interface name (also the tag of berth's
+    # iptables chains), its gateway/prefix, the pools new networks' subnets come from, whether berth
+    # writes iptables rules, and whether containers on the default bridge may talk to each other.
+    bridge: str = "berth0"
+    bip: str | None = None
+    default_address_pools: list[str] = field(default_factory=list)
+    iptables: bool = True
+    icc: bool = True
 
     @classmethod
     def from_env(cls) -> "Config":

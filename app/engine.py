@@ -22,6 +22,7 @@ from app.runtime.containers import Containers
 from app.runtime.host import Host, real_host
 from app.runtime.images import Images
 from app.runtime.volumes import Volumes
+from app.runtime.network import Networks
 
 
 class DataRootBusy(Exception):
@@ -81,6 +82,7 @@ class Engine:
             self.volumes = Volumes(self.store, self.data_root, self.host.volmounts)
             self.containers = Containers(self.store, self.images, self.host, config, self.data_root,
                                          volumes=self.volumes)
+            self.networks = self.containers.network = Networks(self.store, self.host, config, self.containers)
         except BaseException:
             if self.store is not None:
                 self.store.close()
@@ -97,11 +99,14 @@ class Engine:
         2. images: drop layers and blobs no image names (an import or delete cut short);
         3. containers: reconcile the host against the projections (exits missed while the daemon was
            away, starts and removals cut short), then the exit watcher.
-        Later subsystems (networks, restart policies, health checks) slot in after 3."""
+        4. networks: the predefined networks, running containers' networking adopted, unused bridges
+           and chains swept (app/runtime/network/service.py).
+        Later subsystems (restart policies, health checks) slot in after 4."""
         self.store.start()
         self.images.boot()
         self.containers.boot()
         self.volumes.reconcile(set(container_ids(self.store, states=LIVE_STATES)))
+        self.networks.boot()
         return self
 
     # /events subscribers, for /info's NEventsListener
@@ -129,5 +134,6 @@ class Engine:
         """Undo start() in reverse: stop watching (containers keep running under conmon), close the store."""
         self.begin_shutdown()
         self.containers.close()
+        self.networks.close()
         self.store.close()
         os.close(self._lock_fd)

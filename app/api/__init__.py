@@ -13,6 +13,7 @@ def register_api(flask_app) -> None:
     from app.api.containers import bp as containers_bp
     from app.api.exec import bp as exec_bp
     from app.api.images import bp as images_bp
+    from app.api.networks import bp as networks_bp
     from app.api.system import bp as system_bp
     from app.api.system_df import bp as system_df_bp
     from app.api.volumes import bp as volumes_bp
@@ -29,6 +30,7 @@ def register_api(flask_app) -> None:
     flask_app.register_blueprint(system_df_bp)
     flask_app.register_blueprint(commit_bp)
     flask_app.register_blueprint(volumes_bp)
+    flask_app.register_blueprint(networks_bp)
 
 
 def current_engine():

@@ -73,6 +73,7 @@ def _summaries(engine) -> list[tuple]:
     if cached is not None and cached[0] == seq:
         return cached[1]
     refreshed: dict[str, str] = {}              # image reference → the image ID it names now ("" if none)
+    net_views = engine.networks.list_views()    # id → (Ports JSON, Networks JSON)
     out = []
     points = volume_views.all_points(store)         # Mounts, as moby's types.MountPoint
     for cid, name, image, image_id, created, state, code, started, finished, labels, command, mode in \
@@ -90,9 +91,11 @@ def _summaries(engine) -> list[tuple]:
         out.append((
             cid, name, image_id, created, state, code, started, finished, labels,
             f'{{"Id":{_str(cid)},"Names":[{_str("/" + name)}],"Image":{_str(image)},"ImageID":{_str(image_id)},'
-            f'"Command":{_str(command)},"Created":{created // 1_000_000_000},"Ports":[],',
+            f'"Command":{_str(command)},"Created":{created // 1_000_000_000},'
+            f'"Ports":{net_views.get(cid, ("[]", "{}"))[0]},',
             f'"Labels":{labels},"State":"{state}","Status":"',      # labels are stored as JSON text
-            f'","HostConfig":{{"NetworkMode":{_str(mode)}}},"NetworkSettings":{{"Networks":{{}}}},"Mounts":{mounts}}}'))
+            f'","HostConfig":{{"NetworkMode":{_str(mode)}}},'
+            f'"NetworkSettings":{{"Networks":{net_views.get(cid, ("[]", "{}"))[1]}}},"Mounts":{mounts}}}'))
     _rendered[store] = (seq, out)
     return out
 
@@ -178,10 +181,10 @@ def _selector(rows: list[tuple], engine, q: dict):
                 raise InvalidParameter(f"filter for '{key}' should not contain ':': {value}")
             if not _PORT_FILTER.match(value):
                 raise InvalidParameter(f"error while looking up for {key} {value}: invalid port '{value}'")
-    # No container is a swarm task, has a healthcheck, mounts, networks or ports yet.
-    if (is_task or ("health" in f and "none" not in f["health"]) or "network" in f
-            or "publish" in f or "expose" in f or ancestors == set()):
+    # No container is a swarm task or has a healthcheck yet.
+    if is_task or ("health" in f and "none" not in f["health"]) or ancestors == set():
         return None
+    net_ok = _network_filter(engine, f)
     ids = None
     if "id" in f:   # each value names the one container whose ID it prefixes; none if ambiguous or unknown
         ids = set()
@@ -209,9 +212,41 @@ def _selector(rows: list[tuple], engine, q: dict):
             return False
         if names is not None and not _name_matches(names, name):
             return False
+        if net_ok is not None and not net_ok(cid):
+            return False
         return labels is None or labels_match(labels, json.loads(row[8]))
 
     return select
+
+
+def _port_set(values: set[str]) -> set[tuple[int, str]]:
+    out = set()
+    for value in values:
+        port, _, proto = value.partition("/")
+        low, _, high = port.partition("-")
+        for n in range(int(low), int(high or low) + 1):
+            out.add((n, proto or "tcp"))
+    return out
+
+
+def _network_filter(engine, f: dict):
+    """network= (name or ID), publish= (host ports), expose= (container ports): moby's filters."""
+    if not {"network", "publish", "expose"} & set(f):
+        return None
+    facts = engine.networks.filter_facts()          # id → (network names and IDs, published, exposed)
+    nets = f.get("network")
+    publish = _port_set(f["publish"]) if "publish" in f else None
+    expose = _port_set(f["expose"]) if "expose" in f else None
+
+    def ok(cid: str) -> bool:
+        names, published, exposed = facts.get(cid, (set(), set(), set()))
+        if nets is not None and not any(v in names or any(n.startswith(v) and len(v) >= 1 and len(n) == 64
+                                                           for n in names) for v in nets):
+            return False
+        if publish is not None and not publish & published:
+            return False
+        return expose is None or bool(expose & exposed)
+    return ok
 
 
 @bp.get("/containers/json")

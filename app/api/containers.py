@@ -173,7 +173,7 @@ def inspect_container(ref):
                                                      "WorkDir": os.path.join(bundle, "work"),
                                                      "MergedDir": os.path.join(bundle, "rootfs")}},
         **sizes, "Mounts": current_engine().volumes.container_mounts(row.id), "Config": merged,
-        "NetworkSettings": {"Networks": {}, "Ports": {}, "IPAddress": "", "Gateway": "", "MacAddress": ""},
+        "NetworkSettings": current_engine().networks.settings(row),
     })
 
 

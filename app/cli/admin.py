@@ -45,6 +45,16 @@ def register(sub) -> None:
     d.add_argument("--seccomp-profile", metavar="PATH",
                    help="default seccomp profile of containers: a JSON file, 'unconfined' or 'builtin' (Docker's)")
     d.add_argument("--no-new-privileges", action="store_true", help="set no-new-privileges for new containers")
+    d.add_argument("-b", "--bridge", default="berth0",
+                   help="the default bridge's interface name, also the tag of berth's iptables chains "
+                        "(default %(default)s)")
+    d.add_argument("--bip", default=None, metavar="CIDR", help="the default bridge's gateway address and prefix")
+    d.add_argument("--default-address-pool", dest="default_address_pools", action="append", default=[],
+                   metavar="base=CIDR,size=N", help="where networks' subnets come from (repeatable)")
+    d.add_argument("--iptables", nargs="?", const="true", default="true", metavar="BOOL",
+                   help="write iptables rules (default true; false: no publishing, no masquerade)")
+    d.add_argument("--icc", nargs="?", const="true", default="true", metavar="BOOL",
+                   help="traffic between containers on the default bridge (default true)")
     d.set_defaults(func=cmd_daemon, needs_client=False)
 
     a = sub.add_parser("admin", help="offline maintenance of a data root (daemon stopped)")
@@ -81,6 +91,24 @@ def cmd_daemon(args) -> int:
     except ValueError as err:
         print(f"berth daemon: --tls/--tlsverify: {err}", file=sys.stderr)
         return 1
+    try:
+        iptables, icc = parse_bool(args.iptables), parse_bool(args.icc)
+    except ValueError as err:
+        print(f"berth daemon: --iptables/--icc: {err}", file=sys.stderr)
+        return 1
+    if len(args.bridge) > 15 or not args.bridge.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        print(f"berth daemon: --bridge {args.bridge!r}: an interface name of at most 15 characters", file=sys.stderr)
+        return 1
+    try:
+        import ipaddress
+        from app.runtime.network.ipam import parse_pool
+        if args.bip:
+            ipaddress.ip_interface(args.bip)
+        for pool in args.default_address_pools:
+            parse_pool(pool)
+    except Exception as err:  # noqa: BLE001
+        print(f"berth daemon: {err}", file=sys.stderr)
+        return 1
     profile = args.seccomp_profile
     if profile not in (None, "", "builtin", "unconfined"):
         from app.errors import InvalidParameter
@@ -100,7 +128,9 @@ def cmd_daemon(args) -> int:
                     max_upload_size=args.max_upload_size, min_free_space=args.min_free_space,
                     max_json_body=args.max_json_body,
                     max_streams=args.max_streams, max_connections=args.max_connections,
-                    head_timeout=args.head_timeout, idle_timeout=args.idle_timeout)
+                    head_timeout=args.head_timeout, idle_timeout=args.idle_timeout,
+                    bridge=args.bridge, bip=args.bip, default_address_pools=args.default_address_pools,
+                    iptables=iptables, icc=icc)
     return run(config)
 
 

@@ -14,6 +14,8 @@ import sys
 import time
 from urllib.parse import quote
 
+from app.cli import netopts
+
 from app.cli.attach import (AttachSession, follow_window_changes, parse_attach_flags, resize_to_terminal,
                             wait_request)
 from app.cli.client import APIError, CannotConnect, Client, ProtocolError
@@ -62,6 +64,7 @@ def register(sub) -> None:
         p.add_argument("--pids-limit", type=int)
         p.add_argument("--network", default="default")
         volume_flags.add_run_flags(p)           # -v, --mount, --tmpfs, --volumes-from, --read-only
+        netopts.add_flags(p)
         p.add_argument("image")
         p.add_argument("command", nargs=argparse.REMAINDER)
         p.set_defaults(func=cmd_run if cmd == "run" else cmd_create)
@@ -212,6 +215,7 @@ def _create_body(args) -> dict:
     if args.entrypoint is not None:
         body["Entrypoint"] = [args.entrypoint] if args.entrypoint else []
     volume_flags.apply_run_flags(args, body)
+    netopts.apply(args, body)
     return body
 
 
@@ -518,7 +522,7 @@ def ps_view(c: dict, trunc: bool) -> dict:
         "Names": ",".join(names),
         "Networks": ",".join(((c.get("NetworkSettings") or {}).get("Networks") or {}).keys()),
         "Platform": None,
-        "Ports": "",          # published ports arrive with networking
+        "Ports": netopts.displayable_ports(c.get("Ports") or []),
         "RunningFor": _ago(created),
         "Size": size,
         "State": c.get("State", ""),

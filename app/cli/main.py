@@ -9,11 +9,12 @@ import argparse
 import os
 import sys
 
-from app.cli import admin, archive, commit, containers, exec as exec_cmd, images, resources, system, volumes
+from app.cli import admin, archive, commit, containers, exec as exec_cmd, images, networks, resources, system, \
+    volumes
 from app.cli.client import APIError, CannotConnect, Client, ProtocolError
 from app.common.defaults import DEFAULT_HOST
 
-COMMAND_MODULES = (system, images, containers, exec_cmd, archive, commit, resources, admin, volumes)
+COMMAND_MODULES = (system, images, containers, exec_cmd, archive, commit, resources, networks, admin, volumes)
 
 
 class CommandError(Exception):

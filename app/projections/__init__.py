@@ -12,11 +12,12 @@ import sqlite3
 from app.projections.containers import ContainersProjector
 from app.projections.execs import ExecsProjector
 from app.projections.images import ImagesProjector
+from app.projections.networks import NetworksProjector
 from app.projections.volumes import VolumesProjector
 
 
 def all_projectors() -> list:
-    return [ContainersProjector(), ImagesProjector(), VolumesProjector(), ExecsProjector()]
+    return [ContainersProjector(), ImagesProjector(), VolumesProjector(), ExecsProjector(), NetworksProjector()]
 
 
 META_TABLE = "projection_meta"

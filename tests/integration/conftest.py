@@ -1,6 +1,7 @@
 """Real daemons on temp sockets and data roots, and the clients that drive them."""
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -17,6 +18,73 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CLI = os.path.join(ROOT, "cli.py")
 # Everything the integration tests make lives under this prefix, so the leak check can find it.
 TEST_PREFIX = os.path.join(tempfile.gettempdir(), "berth-test-")
+
+
+# Test daemons' networks. Every daemon gets a slot: a bridge name and subnets no other daemon — of this
+# suite or of a concurrent one on the same machine — uses. A slot is held by an flock on a file in a
+# fixed directory (not under TMPDIR, which differs between developers), released when the daemon goes.
+NET_SLOT_DIR = "/run/berth-test-net"
+NET_SLOTS = 512
+
+
+class NetSlot:
+    """Bridge `berth-t<slot>`, default bridge 10.200+.x.0/24, user networks' pool a /20 in 10.210+."""
+
+    def __init__(self):
+        os.makedirs(NET_SLOT_DIR, exist_ok=True)
+        start = (os.getpid() * 7) % NET_SLOTS
+        for i in range(NET_SLOTS):
+            n = (start + i) % NET_SLOTS
+            fd = os.open(os.path.join(NET_SLOT_DIR, str(n)), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.fd, self.n = fd, n
+            break
+        else:
+            raise RuntimeError("no free network slot for a test daemon")
+        self.bridge = f"berth-t{n:03x}"
+        self.bip = f"10.{200 + n // 256}.{n % 256}.1/24"
+        self.pool = f"base=10.{210 + n // 16}.{(n % 16) * 16}.0/20,size=24"
+        self.tag = self.bridge
+
+    def flags(self) -> list[str]:
+        return ["--bridge", self.bridge, "--bip", self.bip, "--default-address-pool", self.pool]
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def cleanup_network(slot: "NetSlot") -> None:
+    """What a daemon killed without a clean stop may leave: its chains (named by its tag) and bridges.
+    Bridges of its user networks are named berth<id>; they are found by their addresses in its pool."""
+    import ipaddress
+    import subprocess as sp
+    pool = ipaddress.ip_network(slot.pool.split(",")[0].split("=", 1)[1])
+    own = ipaddress.ip_network(slot.bip, strict=False)
+    for line in sp.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout.splitlines():
+        parts = line.split()
+        name, addr = parts[1], parts[3]
+        net = ipaddress.ip_network(addr, strict=False)
+        if name.startswith("berth") and (net.subnet_of(pool) or net == own):
+            sp.run(["ip", "link", "del", name], capture_output=True)
+    sp.run(["ip", "link", "del", slot.bridge], capture_output=True)
+    for table, jumps in (("filter", ["FORWARD"]), ("nat", ["PREROUTING", "OUTPUT", "POSTROUTING"])):
+        rules = sp.run(["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True).stdout.splitlines()
+        for rule in rules:
+            words = rule.split()
+            if words[:1] == ["-A"] and words[1] in jumps and any(w.endswith("-" + slot.tag) and w.startswith("BERTH-")
+                                                                  for w in words):
+                sp.run(["iptables", "-w", "-t", table, "-D", *words[1:]], capture_output=True)
+        for rule in rules:
+            words = rule.split()
+            if words[:1] == ["-N"] and words[1].startswith("BERTH-") and words[1].endswith("-" + slot.tag):
+                sp.run(["iptables", "-w", "-t", table, "-F", words[1]], capture_output=True)
+                sp.run(["iptables", "-w", "-t", table, "-X", words[1]], capture_output=True)
 
 
 def ping(sock_path: str) -> bool:
@@ -53,10 +121,11 @@ class Daemon:
         self.pidfile = os.path.join(base, "berth.pid")
         self.log_path = os.path.join(base, "daemon.log")
         self.proc: subprocess.Popen | None = None
+        self.net = NetSlot()
 
     def command(self, *extra: str, hosts: list[str] | None = None) -> list[str]:
         cmd = [sys.executable, CLI, "daemon", "--data-root", self.data_root, "--pidfile", self.pidfile,
-               "--cgroup-parent", self.cgroup_parent]
+               "--cgroup-parent", self.cgroup_parent, *self.net.flags()]
         for h in hosts or [self.host]:
             cmd += ["-H", h]
         return cmd + list(extra)
@@ -129,10 +198,16 @@ def make_daemon(workdir):
         return d
 
     yield make
+    # A daemon stopped cleanly with no running container has removed its bridges and chains itself;
+    # one the test left running is killed, and what its networking left is removed here.
     for d in daemons:
-        if d.proc and d.proc.poll() is None:
+        killed = d.proc and d.proc.poll() is None
+        if killed:
             d.proc.kill()
             d.proc.wait()
+        if killed or (d.proc and d.proc.returncode not in (0, None)):
+            cleanup_network(d.net)
+        d.net.release()
 
 
 def remove_all_containers(d: Daemon) -> None:

@@ -205,7 +205,7 @@ def test_admin_rebuild_projections(make_daemon):
     d.stop()
     r = run()
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("Replayed 2 events into projections")
+    assert r.stdout.startswith("Replayed 5 events into projections")   # daemon start, stop; 3 predefined networks
     r = subprocess.run([sys.executable, CLI, "admin", "rebuild-projections", "--data-root", d.base + "/none"],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 1 and "no berth store" in r.stderr

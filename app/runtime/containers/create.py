@@ -126,9 +126,6 @@ class CreateMixin:
             raise InvalidParameter(f"logger: no log driver named '{driver}' is registered")
         host_config["LogConfig"] = {"Type": driver, "Config": log_config.get("Config") or {}}
         command = command_of(image_cfg, config)
-        mode = host_config.get("NetworkMode") or "default"
-        if mode not in ("default", "bridge", "none", "host"):
-            raise NotFound(f"network {mode} not found")
         cname = self._requested_name(name) if name else None
         if cname and (owner := name_owner(self.events, cname)):
             raise _NameTaken(cname, owner)          # early, before any work; the guard decides for real
@@ -136,6 +133,8 @@ class CreateMixin:
         # volumes: mount points resolved now (app/runtime/volumes), volumes created in the same append
         points, volume_events, volume_guard = self.volumes.plan(
             cid, lambda: chosen, image_ref, config, host_config, image_cfg, self.resolve)
+        # networks (app/runtime/network): its checks, and connect events allocating the addresses
+        net_events, net_guard = self.network.plan_create(cid, config, host_config, networking_config, cname or "")
         image_labels = {k: v for k, v in (image_cfg.get("Labels") or {}).items()
                         if isinstance(k, str) and isinstance(v, str)}    # an image config is untrusted
         labels = {**image_labels, **(config.pop("Labels", None) or {})}
@@ -147,13 +146,14 @@ class CreateMixin:
             return volume_events() + [NewEvent(
                 "container", "create", cid, {"image": image_ref, "name": chosen}, expected_version=0,
                 payload={"config": config, "host_config": host_config, "image_id": image_id,
-                         "labels": labels, "command": command, "mounts": points})]
+                         "labels": labels, "command": command, "mounts": points})] + net_events
 
         def guard(conn, chosen: str) -> None:
             _name_free(conn, chosen)
             if get_image(conn, image_id) is None:   # deleted since it was resolved: nothing may refer to it
                 raise NotFound(f"No such image: {image_ref}")
             volume_guard(conn)
+            net_guard(conn)
 
         chosen = cname or self._generated_name()
         faults.point("create:before-append")

@@ -55,7 +55,7 @@ CONFIG = {
     "WorkingDir": _a("the process's cwd"),
     "Entrypoint": _a("the entrypoint"),
     "NetworkDisabled": _r("networking comes with networks"),
-    "MacAddress": _r("networking comes with networks"),
+    "MacAddress": _a("the MAC address of the container's interface on its first network (deprecated form)"),
     "OnBuild": _a("stored (Docker uses it only when the container is committed)"),
     "Labels": _a("stored once, shown in inspect, ps and events"),
     "StopSignal": _a("the signal of stop"),
@@ -100,9 +100,8 @@ HOST_CONFIG = {
     "Binds": _a("bind mounts and named or anonymous volumes (`-v`)"),
     "ContainerIDFile": _i("client-side: the docker CLI writes the file"),
     "LogConfig": _a("json-file, local (kept as json-file) or none; log options are refused"),
-    "NetworkMode": _a("default/bridge (a private network namespace, loopback only until networks land), "
-                      "none, host"),
-    "PortBindings": _r("published ports come with networks"),
+    "NetworkMode": _a("default/bridge (the default bridge), a user network, none, host, container:<id>"),
+    "PortBindings": _a("published ports: DNAT in berth's chains, host ports reserved"),
     "RestartPolicy": _r("restart policies come with supervision", ({"Name": "no"}, {"Name": "no", "MaximumRetryCount": 0})),
     "AutoRemove": _a("removed when it exits (`--rm`)"),
     "VolumeDriver": _a("volume driver: local (others are not found, as an absent plugin)"),
@@ -115,15 +114,15 @@ HOST_CONFIG = {
     "Dns": _a("nameservers in /etc/resolv.conf"),
     "DnsOptions": _a("options in /etc/resolv.conf"),
     "DnsSearch": _a("search domains in /etc/resolv.conf"),
-    "ExtraHosts": _a("/etc/hosts entries (host-gateway refused until networks land)"),
+    "ExtraHosts": _a("/etc/hosts entries (host-gateway refused)"),
     "GroupAdd": _a("additional groups"),
     "IpcMode": _r("IPC namespace sharing (private is what every container gets)", ("private", "shareable")),
     "Cgroup": _r("cgroup sharing"),
-    "Links": _r("links come with networks"),
+    "Links": _a("legacy links: environment variables and /etc/hosts entries"),
     "OomScoreAdj": _a("the process's OOM score adjustment (-1000..1000)"),
     "PidMode": _a("host or container:<id> pid namespace"),
     "Privileged": _a("all capabilities and devices, no seccomp, writable /sys"),
-    "PublishAllPorts": _r("published ports come with networks"),
+    "PublishAllPorts": _a("every exposed port on a free ephemeral host port"),
     "ReadonlyRootfs": _a("read-only root file system"),
     "SecurityOpt": _a("seccomp, no-new-privileges, writable-cgroups; apparmor and label refused"),
     "StorageOpt": _r("moby refuses it on overlay2 without xfs pquota", message="--storage-opt is supported only "
@@ -142,7 +141,7 @@ HOST_CONFIG = {
 }
 
 NETWORKING_CONFIG = {
-    "EndpointsConfig": _r("networks: endpoints other than the zero ones the docker CLI sends"),
+    "EndpointsConfig": _a("networks to connect at create: aliases, IPv4 address, MAC address, links"),
 }
 
 SECTIONS = (("Config", CONFIG), ("HostConfig", HOST_CONFIG), ("NetworkingConfig", NETWORKING_CONFIG))

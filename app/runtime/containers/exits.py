@@ -62,6 +62,7 @@ class ExitsMixin:
             oom = self.monitor.oom_killed(cid, bundle)
             self.runc.forget_stopped(cid)
             self.overlay.unmount(bundle)
+            self.network.detach(cid)            # its rules and port reservations (the veth went with the netns)
             self._reap(cid, bundle, row.pid)
             started = row.started_nano
             events = [NewEvent("container", "oom", cid, self._attrs(row))] if oom else []

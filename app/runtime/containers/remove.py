@@ -68,7 +68,8 @@ class RemoveMixin:
         shutil.rmtree(bundle, ignore_errors=True)
         faults.point("rm:before-destroy")
         points = self.volumes.points_of(cid)
-        self._record(row, [NewEvent("container", "destroy", cid, self._attrs(row))])
+        # network disconnects free its addresses, in the destroy's transaction
+        self._record(row, self.network.release_events(cid) + [NewEvent("container", "destroy", cid, self._attrs(row))])
         self.volumes.removed(points, volumes or bool(row.host_config.get("AutoRemove")))   # rm -v, run --rm
         recovery.unmark_removing(self, cid)
         self._release_attach_waiters(row.id)

@@ -95,6 +95,7 @@ class Containers(CreateMixin, StartMixin, StopMixin, ExitsMixin, RemoveMixin, At
         self._starting_lock = threading.Lock()
         self._notify: ExitDirWatch | None = None
         self._watcher: threading.Thread | None = None
+        self.network = None                   # the networks service (app/runtime/network), wired by the engine
 
     # ------------------------------------------------------------------------------ boot and shutdown
 

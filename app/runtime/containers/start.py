@@ -13,7 +13,7 @@ from app.events.model import NewEvent
 from app.runtime import faults
 from app.runtime.containers import recovery
 from app.runtime.containers.security import pid_mode, uts_host
-from app.runtime.containers.spec import build_spec, write_etc_files
+from app.runtime.containers.spec import build_spec
 from app.runtime.host.errors import classify
 from app.runtime.host.runc import RuncError
 
@@ -93,7 +93,7 @@ class StartMixin:
         layers = self.images.layer_dirs(image_row)
         # the host's UTS namespace shows the host's name, in /etc/hostname and $HOSTNAME too (as moby)
         hostname = socket.gethostname() if uts_host(host_config) else (config.get("Hostname") or cid[:12])
-        etc = write_etc_files(bundle, hostname, host_config)
+        etc, netns, config = self.network.prepare(row, bundle, hostname)    # /etc files, netns to join, link env
         pid_ns = self._pid_namespace_to_join(host_config)
         rootfs = self.overlay.mount(bundle, layers)
         pid = 0
@@ -103,7 +103,7 @@ class StartMixin:
             volume_mounts, volume_events = self.volumes.prepare_start(row, rootfs)     # app/runtime/volumes
             spec = build_spec(rootfs=rootfs, container_id=cid, image_config=image_cfg, config=config,
                               host_config=host_config, hostname=hostname,
-                              cgroups_path=self.cgroups.path(cid), netns_path=None, etc_files=etc,
+                              cgroups_path=self.cgroups.path(cid), netns_path=netns, etc_files=etc,
                               pid_ns_path=pid_ns, daemon_seccomp=self.config.seccomp_profile,
                               daemon_no_new_privileges=self.config.no_new_privileges,
                               extra_mounts=volume_mounts)
@@ -117,6 +117,7 @@ class StartMixin:
                                       keep_log=(host_config.get("LogConfig") or {}).get("Type") != "none")
             faults.point("start:after-runc-create")
             attempt.check(cid)
+            self.network.attach(row, pid)           # veths, addresses, published ports (before the process runs)
             self._connect_waiting_attaches(cid, bundle)   # before the process runs: no output is missed
             faults.point("start:before-release", attempt.cancelled)
             attempt.check(cid)
@@ -127,6 +128,7 @@ class StartMixin:
             self._record(row, volume_events +
                          [NewEvent("container", "start", cid, self._attrs(row), payload={"pid": pid})])
         except BaseException:
+            self.network.detach(cid)
             self._undo_start(cid, bundle, pid, attempt)
             self.volumes.start_failed(cid)
             raise
