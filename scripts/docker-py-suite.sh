@@ -17,7 +17,8 @@ SRC=${1:-$WORK/docker-py}
 shift || true
 MODULES=("$@")
 [ ${#MODULES[@]} -gt 0 ] || MODULES=(api_client_test api_container_test api_exec_test api_image_test
-                                     models_containers_test models_images_test client_test errors_test)
+                                     api_network_test models_containers_test models_images_test
+                                     models_networks_test client_test errors_test)
 mkdir -p "$WORK/run"
 if [ ! -d "$SRC" ]; then
     git clone -q --branch 7.1.0 https://github.com/docker/docker-py "$SRC"
@@ -27,11 +28,16 @@ if [ ! -x "$WORK/venv/bin/pytest" ]; then
     "$WORK/venv/bin/pip" install -q docker==7.1.0 pytest pytest-timeout paramiko
 fi
 SOCK="unix://$WORK/run/berth.sock"
+# its own bridge and subnets (override with BERTH_NET_FLAGS), so it runs beside other berth daemons
+read -r -a NET_FLAGS <<< "${BERTH_NET_FLAGS:---bridge berth-dpy --bip 10.197.0.1/24 --default-address-pool base=10.197.16.0/20,size=24}"
 "$HERE/.venv/bin/python" "$HERE/cli.py" daemon --data-root "$WORK/root" --pidfile "$WORK/run/pid" \
-    --cgroup-parent berth-docker-py -H "$SOCK" >"$WORK/run/daemon.log" 2>&1 &
+    --cgroup-parent "${BERTH_CGROUP_PARENT:-berth-docker-py}" -H "$SOCK" "${NET_FLAGS[@]}" \
+    >"$WORK/run/daemon.log" 2>&1 &
 stop_daemon() {
     ids=$("$HERE/.venv/bin/python" "$HERE/cli.py" -H "$SOCK" ps -aq 2>/dev/null || true)
     [ -z "$ids" ] || "$HERE/.venv/bin/python" "$HERE/cli.py" -H "$SOCK" rm -f $ids >/dev/null 2>&1 || true
+    nets=$("$HERE/.venv/bin/python" "$HERE/cli.py" -H "$SOCK" network ls -q -f type=custom 2>/dev/null || true)
+    [ -z "$nets" ] || "$HERE/.venv/bin/python" "$HERE/cli.py" -H "$SOCK" network rm $nets >/dev/null 2>&1 || true
     kill "$(cat "$WORK/run/pid")" 2>/dev/null || true
 }
 trap stop_daemon EXIT

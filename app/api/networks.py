@@ -127,3 +127,11 @@ def prune_networks():
 
     return jsonify({"NetworksDeleted": _service().prune(keep) or None})
 
+
+
+@bp.post("/swarm/leave")
+def swarm_leave():
+    """moby's answer on a node outside any swarm: docker-py's network tests call it in tearDown and
+    ignore exactly this 503."""
+    from app.errors import Unavailable
+    raise Unavailable("This node is not part of a swarm")

@@ -135,6 +135,7 @@ def displayable_ports(ports: list[dict]) -> str:
             order.append(key)
         groups[key].append((p.get("PrivatePort", 0), p.get("PublicPort", 0)))
     out = []
+    order.sort(key=lambda k: not k[2])      # docker/cli: host mappings first, then unpublished ports
     for key in order:
         ip, proto, public = key
         runs: list[list[tuple[int, int]]] = []

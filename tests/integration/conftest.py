@@ -28,7 +28,7 @@ NET_SLOTS = 512
 
 
 class NetSlot:
-    """Bridge `berth-t<slot>`, default bridge 10.200+.x.0/24, user networks' pool a /20 in 10.210+."""
+    """Bridge `berth-t<slot>`, default bridge a /22 in 10.200-207, user networks' pool a /20 in 10.210+."""
 
     def __init__(self):
         os.makedirs(NET_SLOT_DIR, exist_ok=True)
@@ -46,7 +46,7 @@ class NetSlot:
         else:
             raise RuntimeError("no free network slot for a test daemon")
         self.bridge = f"berth-t{n:03x}"
-        self.bip = f"10.{200 + n // 256}.{n % 256}.1/24"
+        self.bip = f"10.{200 + n // 64}.{(n % 64) * 4}.1/22"      # 1021 addresses: 300 parallel runs fit
         self.pool = f"base=10.{210 + n // 16}.{(n % 16) * 16}.0/20,size=24"
         self.tag = self.bridge
 

@@ -90,7 +90,7 @@ def test_containers_reach_each_other_on_the_bridge_and_inspect_shows_it(daemon, 
     ns = info["NetworkSettings"]
     ip = ns["IPAddress"]
     assert ip and ns["Networks"]["bridge"]["IPAddress"] == ip
-    assert ns["Gateway"] == daemon.net.bip.split("/")[0] and ns["IPPrefixLen"] == 24
+    assert ns["Gateway"] == daemon.net.bip.split("/")[0] and ns["IPPrefixLen"] == 22
     assert ns["MacAddress"] == "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.ip_address(ip).packed)
     _local_or_ours(daemon, ip)
     r = _nc_get(daemon, ip)

@@ -42,8 +42,8 @@ BAD = [
     (b'{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"always"}}}', 400,
      "berth does not support HostConfig.RestartPolicy yet"),
     (b'{"Image":"busybox","Volumes":{"/data":{}}}', 400, "berth does not support Config.Volumes yet"),
-    (b'{"Image":"busybox","HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"8080"}]}}}', 400,
-     "berth does not support HostConfig.PortBindings yet"),
+    (b'{"Image":"busybox","HostConfig":{"Sysctls":{"net.ipv4.ip_forward":"1"}}}', 400,
+     "berth does not support HostConfig.Sysctls yet"),
     (b'{"Image":"busybox","HostConfig":{"LogConfig":{"Type":"json-file","Config":{"max-size":"1m"}}}}', 400,
      "berth does not support HostConfig.LogConfig.Config yet"),
 ]
@@ -123,7 +123,7 @@ def test_docker_ps_keeps_working_after_bad_labels(daemon, busybox):
 @pytest.mark.parametrize("flag, message", [
     (["-v", "/:/host"], "berth does not support HostConfig.Binds yet"),
     (["--restart", "always"], "berth does not support HostConfig.RestartPolicy yet"),
-    (["-p", "8080:80"], "berth does not support HostConfig.PortBindings yet"),
+    (["--sysctl", "net.ipv4.ip_forward=1"], "berth does not support HostConfig.Sysctls yet"),
     (["--blkio-weight", "300"], "berth does not support HostConfig.BlkioWeight yet"),
     (["--cpuset-cpus", "0-999"], "Requested CPUs are not available - requested 0-999, available: "),
 ])

@@ -250,8 +250,8 @@ class Networks:
         name = body.get("Name") or ""
         if not name:
             raise InvalidParameter("network name is required")
-        if not NAME_RE.match(name):
-            raise InvalidParameter(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        if "/" in name or "\x00" in name or len(name) > 255:
+            raise InvalidParameter(f"invalid network name {name!r}")
         driver = body.get("Driver") or "bridge"
         if name in PREDEFINED:
             raise Forbidden(f"{name} is a pre-defined network and cannot be created")
@@ -307,12 +307,21 @@ class Networks:
                 raise InvalidParameter(f"invalid ip range {cfg['IPRange']}") from None
             if not ip_range.subnet_of(subnet):
                 raise InvalidParameter(f"no matching subnet for range {ip_range}")
-        payload = {"name": name, "driver": "bridge", "predefined": False, "subnet": str(subnet),
+        aux = {str(k): str(v) for k, v in (cfg.get("AuxiliaryAddresses") or {}).items()}
+        for value in aux.values():
+            try:
+                if ipaddress.ip_address(value) not in subnet:
+                    raise InvalidParameter(f"no matching subnet for aux-address {value}")
+            except ValueError:
+                raise InvalidParameter(f"invalid auxiliary address {value}") from None
+        payload = {"name": name, "driver": "bridge", "predefined": False, "subnet": str(subnet), "aux": aux,
                    "gateway": gateway, "ip_range": str(ip_range) if ip_range else "", "bridge": bridge,
                    "internal": bool(body.get("Internal")), "attachable": bool(body.get("Attachable")),
                    "labels": {str(k): str(v) for k, v in (body.get("Labels") or {}).items()},
-                   "options": options, "ipam_config": [{"Subnet": str(subnet), "Gateway": gateway,
-                                                        **({"IPRange": str(ip_range)} if ip_range else {})}]}
+                   "options": options, "ipam_options": dict(ipam_cfg.get("Options") or {}),
+                   "ipam_config": [{"Subnet": str(subnet), "Gateway": gateway,
+                                    **({"IPRange": str(ip_range)} if ip_range else {}),
+                                    **({"AuxiliaryAddresses": aux} if aux else {})}]}
 
         def guard(conn):
             if nq.network_by_name(conn, name) is not None:
@@ -369,6 +378,10 @@ class Networks:
             if not ALIAS_RE.match(alias):
                 raise InvalidParameter(f"invalid network alias {alias!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         ipam_cfg = settings.get("IPAMConfig") or {}
+        if ipam_cfg.get("IPv6Address"):
+            raise InvalidParameter("berth does not support IPv6 addresses (IPAMConfig.IPv6Address) yet")
+        if ipam_cfg.get("LinkLocalIPs"):
+            raise InvalidParameter("berth does not support IPAMConfig.LinkLocalIPs yet")
         ip = (ipam_cfg.get("IPv4Address") or "").strip()
         if ip:
             if net.config.get("predefined"):
@@ -386,8 +399,9 @@ class Networks:
         if aliases and net.config.get("predefined"):
             raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
         links = [str(x) for x in settings.get("Links") or []]
+        driver_opts = {str(k): str(v) for k, v in (settings.get("DriverOpts") or {}).items()}
         return {"aliases": aliases, "ip": ip, "mac": mac, "static_ip": bool(ip), "static_mac": bool(mac),
-                "links": links, "name": cname}
+                "links": links, "name": cname, "driver_opts": driver_opts}
 
     def connect_events(self, cid: str, net, request: dict, cname: str) -> tuple[NewEvent, callable]:
         """The connect event for `cid` on `net` and its guard, which picks the address (or checks the one
@@ -404,7 +418,7 @@ class Networks:
                     raise Forbidden(f"endpoint with name {cname} already exists in network {net.name}")
             if not net.subnet:
                 return
-            taken = nq.taken_ips(conn, net.id) | {net.gateway}
+            taken = nq.taken_ips(conn, net.id) | {net.gateway} | set((net.config.get("aux") or {}).values())
             if payload.get("static_ip"):
                 if payload["ip"] in taken:
                     raise Conflict(f"Address already in use: {payload['ip']}")
@@ -920,7 +934,9 @@ class Networks:
             show = running and (active is not None and ep.network in active.ifaces or not self.enabled)
             entry = {"IPAMConfig": {"IPv4Address": ep.ip} if ep.config.get("static_ip") else None,
                      "Links": ep.config.get("links") or None, "Aliases": ep.aliases or None,
-                     "MacAddress": ep.mac if show else "", "DriverOpts": None, "NetworkID": net.id,
+                     "MacAddress": ep.mac if show or ep.config.get("static_mac") else "",
+                     "DriverOpts": ep.config.get("driver_opts") or None,
+                     "NetworkID": net.id,
                      "EndpointID": ep.config.get("endpoint_id", "") if show else "",
                      "Gateway": ep.config.get("gateway", "") if show else "",
                      "IPAddress": ep.ip if show else "", "IPPrefixLen": ep.config.get("prefixlen", 0) if show else 0,
@@ -1040,7 +1056,7 @@ class Networks:
                                                      if net.subnet else [])
         return {"Name": net.name, "Id": net.id, "Created": _rfc3339(net.created_nano), "Scope": "local",
                 "Driver": net.driver, "EnableIPv6": False,
-                "IPAM": {"Driver": "default", "Options": None if net.config.get("predefined") else {},
+                "IPAM": {"Driver": "default", "Options": net.config.get("ipam_options") or None,
                          "Config": ipam_cfg},
                 "Internal": bool(net.config.get("internal")), "Attachable": bool(net.config.get("attachable")),
                 "Ingress": False, "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
