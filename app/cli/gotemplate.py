@@ -16,6 +16,11 @@ __all__ = ["TemplateError", "Template", "render", "compile_template"]
 JSON_ESCAPE_HTML = False  # docker CLI: enc.SetEscapeHTML(false)
 
 
+class GoStruct(dict):
+    """A JSON object that stands for a Go struct (fields in declared order): `{{.Mounts}}` prints
+    `[{volume name /src /dst local  true }]` as the docker CLI does, not a map."""
+
+
 class TemplateError(Exception):
     """Parse or execution error; the message mimics Go's ("template: :LINE: ...")."""
 
@@ -404,6 +409,8 @@ def _fmt(v):
         return _go_float(v)
     if isinstance(v, (list, tuple)):
         return "[" + " ".join(map(_fmt, v)) + "]"
+    if isinstance(v, GoStruct):     # fmt prints a struct's fields in their declared order
+        return "{" + " ".join(map(_fmt, v.values())) + "}"
     if isinstance(v, dict):    # fmt prints maps with sorted keys
         return "map[" + " ".join(f"{_fmt(k)}:{_fmt(v[k])}" for k in sorted(v)) + "]"
     return str(v)

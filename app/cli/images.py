@@ -482,14 +482,28 @@ def cmd_history(args, client) -> int:
 def _inspect_one(client, name: str, kind: str | None, size: bool):
     """(object, None) or (None, error line). Without --type docker tries a container, then an
     image, moving on only on 404; with a type the daemon's message is reported as it is."""
-    for k in [kind] if kind else ["container", "image"]:
-        path = f"/containers/{_path(name)}/json" if k == "container" else f"/images/{_path(name)}/json"
+    for k in [kind] if kind else ["container", "image", "volume"]:
+        path = {"container": f"/containers/{_path(name)}/json", "image": f"/images/{_path(name)}/json",
+                "volume": f"/volumes/{_path(name)}"}[k]
         try:
             return client.get_json(path, {"size": "1"} if size and k == "container" else None), None
         except APIError as err:
             if kind or err.status != 404:
                 return None, f"Error response from daemon: {err.message}"
     return None, f"Error: No such object: {name}"
+
+
+_MOUNT_FIELDS = ("Type", "Name", "Source", "Destination", "Driver", "Mode", "RW", "Propagation")
+
+
+def _mount_structs(obj):
+    """A container's Mounts as moby's types.MountPoint structs (every field, in order) for templates."""
+    if isinstance(obj, dict) and isinstance(obj.get("Mounts"), list):
+        from app.cli.gotemplate import GoStruct
+        blank = {"RW": False}
+        obj = {**obj, "Mounts": [GoStruct((f, m.get(f, blank.get(f, ""))) for f in _MOUNT_FIELDS)
+                                 if isinstance(m, dict) else m for m in obj["Mounts"]]}
+    return obj
 
 
 def cmd_inspect(args, client) -> int:
@@ -503,7 +517,7 @@ def cmd_inspect(args, client) -> int:
     if args.format == "json":
         print(json.dumps(found, ensure_ascii=False, separators=(",", ":")))
     elif args.format:
-        sys.stdout.write("".join(_render(args.format, obj) + "\n" for obj in found))
+        sys.stdout.write("".join(_render(args.format, _mount_structs(obj)) + "\n" for obj in found))
     else:
         print(json.dumps(found, indent=4, ensure_ascii=False))
     if errors:
@@ -559,7 +573,7 @@ def _arguments(name: str, p, top: bool) -> None:
     elif name == "inspect":
         p.add_argument("-f", "--format", help="format output using a Go template")
         if top:
-            p.add_argument("--type", choices=("container", "image"), help="only inspect objects of this type")
+            p.add_argument("--type", choices=("container", "image", "volume"), help="only inspect objects of this type")
             flag("-s", "--size", text="display total file sizes (containers)")
         else:
             p.set_defaults(type="image", size=False)

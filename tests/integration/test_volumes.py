@@ -123,6 +123,9 @@ def test_volume_in_image_config_import_and_commit(daemon, busybox, content_image
     assert out == "owned\n"
     (mount,) = json.loads(ok(daemon.cli("inspect", "v1")))[0]["Mounts"]
     assert mount["Type"] == "volume" and mount["Destination"] == "/srv" and len(mount["Name"]) == 64
+    assert ok(daemon.cli("inspect", "-f", "{{.Mounts}}", "v1")) == \
+        f"[{{volume {mount['Name']} {mount['Source']} /srv local  true }}]\n"      # Docker's struct form
+    assert json.loads(ok(daemon.cli("inspect", mount["Name"])))[0]["Driver"] == "local"   # a volume too
     ok(daemon.cli("run", "--name", "base", "busybox", "sh", "-c", "mkdir /cfg; echo v=1 > /cfg/app.conf"))
     ok(daemon.cli("commit", "-c", "VOLUME /cfg", "base", "withvol:1"))
     out = ok(daemon.cli("run", "--name", "v2", "withvol:1", "cat", "/cfg/app.conf"))

@@ -38,10 +38,10 @@ BAD = [
     (b"[" * 100_000, 400, "invalid JSON: nesting deeper than 100 levels"),
     (b'{"Image":"busybox"', 400, "invalid JSON: unexpected EOF"),
     (b"", 400, "invalid JSON: got EOF while reading request body"),
-    (b'{"Image":"busybox","HostConfig":{"Binds":["/:/host"]}}', 400, "berth does not support HostConfig.Binds yet"),
+    (b'{"Image":"busybox","HostConfig":{"Sysctls":{"net.x":"1"}}}', 400, "berth does not support HostConfig.Sysctls yet"),
     (b'{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"always"}}}', 400,
      "berth does not support HostConfig.RestartPolicy yet"),
-    (b'{"Image":"busybox","Volumes":{"/data":{}}}', 400, "berth does not support Config.Volumes yet"),
+    (b'{"Image":"busybox","Cmd":["true"],"Volumes":{"relative":{}}}', 400, "invalid mount path: 'relative' mount path must be absolute"),
     (b'{"Image":"busybox","HostConfig":{"Sysctls":{"net.ipv4.ip_forward":"1"}}}', 400,
      "berth does not support HostConfig.Sysctls yet"),
     (b'{"Image":"busybox","HostConfig":{"LogConfig":{"Type":"json-file","Config":{"max-size":"1m"}}}}', 400,
@@ -121,9 +121,8 @@ def test_docker_ps_keeps_working_after_bad_labels(daemon, busybox):
 
 
 @pytest.mark.parametrize("flag, message", [
-    (["-v", "/:/host"], "berth does not support HostConfig.Binds yet"),
+    (["--sysctl", "net.x=1"], "berth does not support HostConfig.Sysctls yet"),
     (["--restart", "always"], "berth does not support HostConfig.RestartPolicy yet"),
-    (["--sysctl", "net.ipv4.ip_forward=1"], "berth does not support HostConfig.Sysctls yet"),
     (["--blkio-weight", "300"], "berth does not support HostConfig.BlkioWeight yet"),
     (["--cpuset-cpus", "0-999"], "Requested CPUs are not available - requested 0-999, available: "),
 ])
