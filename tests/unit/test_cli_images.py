@@ -301,11 +301,12 @@ def test_inspect_tries_container_then_image_and_reports_missing(capsys):
     obj = {"Id": H("a"), "Size": 5}
     rc, calls = run(["inspect", "busybox", "nosuch"], [
         APIError(404, "No such container: busybox"), FakeResponse(json.dumps(obj).encode()),
-        APIError(404, "No such container: nosuch"), APIError(404, "No such image: nosuch")])
+        APIError(404, "No such container: nosuch"), APIError(404, "No such image: nosuch"),
+        APIError(404, "get nosuch: no such volume")])
     out = capsys.readouterr()
     assert rc == 1
     assert [c[1] for c in calls] == ["/containers/busybox/json", "/images/busybox/json",
-                                     "/containers/nosuch/json", "/images/nosuch/json"]
+                                     "/containers/nosuch/json", "/images/nosuch/json", "/volumes/nosuch"]
     assert out.out == json.dumps([obj], indent=4) + "\n"
     assert out.err == "Error: No such object: nosuch\n"
     rc, calls = run(["image", "inspect", "-f", "{{.Size}}", "busybox"],
