@@ -23,6 +23,7 @@ from app.runtime.host import Host, real_host
 from app.runtime.images import Images
 from app.runtime.volumes import Volumes
 from app.runtime.network import Networks
+from app.runtime.restart.scheduler import Scheduler
 
 
 class DataRootBusy(Exception):
@@ -83,6 +84,7 @@ class Engine:
             self.containers = Containers(self.store, self.images, self.host, config, self.data_root,
                                          volumes=self.volumes)
             self.networks = self.containers.network = Networks(self.store, self.host, config, self.containers)
+            self.scheduler = Scheduler()    # restarts and health probes (app/runtime/restart/)
         except BaseException:
             if self.store is not None:
                 self.store.close()
@@ -101,12 +103,14 @@ class Engine:
            away, starts and removals cut short), then the exit watcher.
         4. networks: the predefined networks, running containers' networking adopted, unused bridges
            and chains swept (app/runtime/network/service.py).
-        Later subsystems (restart policies, health checks) slot in after 4."""
+        5. the scheduler (app/runtime/restart/scheduler.py); restart policies and health checks arm
+           their jobs on it after this step."""
         self.store.start()
         self.images.boot()
         self.containers.boot()
         self.volumes.reconcile(set(container_ids(self.store, states=LIVE_STATES)))
         self.networks.boot()
+        self.scheduler.start()
         return self
 
     # /events subscribers, for /info's NEventsListener
@@ -133,6 +137,7 @@ class Engine:
     def close(self) -> None:
         """Undo start() in reverse: stop watching (containers keep running under conmon), close the store."""
         self.begin_shutdown()
+        self.scheduler.close()          # no restart or probe starts while the rest shuts down
         self.containers.close()
         self.networks.close()
         self.store.close()

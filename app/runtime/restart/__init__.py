@@ -1,0 +1,1 @@
+"""Supervision: restart policies and health checks, run on the daemon's one scheduler."""
