@@ -108,7 +108,9 @@ class Engine:
         self.store.start()
         self.images.boot()
         self.containers.boot()
-        self.volumes.reconcile(set(container_ids(self.store, states=LIVE_STATES)))
+        cleaned = list(self.containers.cleaned_at_boot)
+        cleaned += self.volumes.reconcile(set(container_ids(self.store, states=LIVE_STATES)))
+        self._record_cleanups(cleaned)
         self.networks.boot()
         self.scheduler.start()
         return self
@@ -128,6 +130,14 @@ class Engine:
 
     def daemon_event(self, action: str) -> None:
         self.store.append([NewEvent("daemon", action, self.id, {"name": socket.gethostname()})])
+
+    def _record_cleanups(self, cleaned: list[str]) -> None:
+        """Boot removed host pieces the log did not account for (a crash mid-operation, another
+        process's debris under our data root): one daemon `cleanup` event each, so the audit trail
+        says what was found and removed."""
+        if cleaned:
+            self.store.append([NewEvent("daemon", "cleanup", self.id, {"name": socket.gethostname(), "removed": what})
+                               for what in cleaned])
 
     def begin_shutdown(self) -> None:
         self.shutting_down.set()

@@ -62,6 +62,15 @@ def register(sub) -> None:
     r = asub.add_parser("rebuild-projections", help="drop the read models and replay the event log into them")
     r.add_argument("--data-root", default=DEFAULT_DATA_ROOT, help="data root (default %(default)s)")
     r.set_defaults(func=cmd_rebuild, needs_client=False)
+    c = asub.add_parser("check", help="compare the projections with a fresh replay of the log and with the host",
+                        description="Compare three things: the projections, a fresh replay of the event log "
+                                    "into a scratch database, and what runc, conmon, mounts, cgroups, bridges "
+                                    "and iptables report. Prints every difference; exit status 1 if any. "
+                                    "Read only; on a running daemon an operation in flight may show.")
+    c.add_argument("--data-root", default=DEFAULT_DATA_ROOT, help="data root (default %(default)s)")
+    c.add_argument("--cgroup-parent", default="berth", help="the daemon's --cgroup-parent (default %(default)s)")
+    c.add_argument("--no-runtime", action="store_true", help="compare the projections with a replay only")
+    c.set_defaults(func=cmd_check, needs_client=False)
 
 
 def _size(text: str) -> int:
@@ -155,4 +164,34 @@ def cmd_rebuild(args) -> int:
         print(f"Replayed {count} events into projections in {time.monotonic() - started:.2f}s")
     finally:
         os.close(fd)
+    return 0
+
+
+def cmd_check(args) -> int:
+    import os
+    import sqlite3
+    from app.projections import all_projectors
+    from app.projections.check import replay_differences
+    from app.runtime.check import RuntimeCheck
+    path = os.path.join(args.data_root, "berth.db")
+    if not os.path.exists(path):
+        print(f"berth admin: no berth store in {args.data_root}", file=sys.stderr)
+        return 1
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        count, differences = replay_differences(conn, all_projectors())
+        if not args.no_runtime:
+            differences += RuntimeCheck(conn, args.data_root, args.cgroup_parent).differences()
+        conn.close()
+    except sqlite3.Error as err:
+        print(f"berth admin: reading {path}: {err}", file=sys.stderr)
+        return 1
+    for line in differences:
+        print(line)
+    what = "the projections and a fresh replay" + ("" if args.no_runtime else " and the host")
+    if differences:
+        print(f"{len(differences)} difference(s) between {what} ({count} events replayed)", file=sys.stderr)
+        return 1
+    print(f"No differences between {what} ({count} events replayed)")
     return 0

@@ -22,7 +22,7 @@ def test_construction_starts_no_thread_and_start_boots_in_order(tmp_path, monkey
         order = []
         monkeypatch.setattr(engine.images, "boot", lambda: order.append("images"))
         real_reconcile = engine.containers.reconcile
-        monkeypatch.setattr(engine.containers, "reconcile", lambda: (order.append("reconcile"), real_reconcile()))
+        monkeypatch.setattr(engine.containers, "reconcile", lambda: order.append("reconcile") or real_reconcile())
         engine.start()
         assert order == ["images", "reconcile"]
         assert {"exit-watcher", "wal-checkpoint"} <= _threads() - before

@@ -83,10 +83,10 @@ class ExitsMixin:
         self.reaper.expect(self.monitor.conmon_pid_any(cid, bundle) or 0, container_pid)
         self.reaper.reap()
 
-    def reconcile(self) -> None:
+    def reconcile(self) -> list[str]:
         """At start: exits that happened while the daemon was away, and whatever a start or rm cut
-        short left on the host (recovery.py)."""
-        recovery.reconcile(self)
+        short left on the host (recovery.py). Returns what was cleaned that the log did not explain."""
+        return recovery.reconcile(self)
 
     def wait_exit(self, cid: str, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -169,7 +169,8 @@ def _finish_removal(c, cid: str) -> None:
     unmark_removing(c, cid)
 
 
-def _sweep_unknown(c, cid: str, pids: list[int]) -> None:
+def _sweep_unknown(c, cid: str, pids: list[int], cleaned: list[str]) -> None:
+    cleaned.append(f"leftovers of {cid}, a container the log does not know")
     sweep(c, cid, pids)
     c.monitor.cleanup(cid, c.bundle(cid))
     if os.path.isdir(c.bundle(cid)):
@@ -177,14 +178,17 @@ def _sweep_unknown(c, cid: str, pids: list[int]) -> None:
         shutil.rmtree(c.bundle(cid), ignore_errors=True)
 
 
-def _sweep_stopped(c, cid: str, pids: list[int]) -> None:
+def _sweep_stopped(c, cid: str, pids: list[int], cleaned: list[str]) -> None:
     if sweep(c, cid, pids):
         log.info("cleaned up an interrupted start or removal of %s", cid[:12])
+        cleaned.append(f"runtime pieces of {cid}, which the log shows not running")
 
 
-def reconcile(containers) -> None:
-    """Run once at engine start, before the exit watcher: see the module docstring."""
+def reconcile(containers) -> list[str]:
+    """Run once at engine start, before the exit watcher: see the module docstring. Returns what was
+    removed that the log did not account for (the engine records each as a daemon `cleanup` event)."""
     c = containers
+    cleaned: list[str] = []
     # No lock held across: nothing else runs yet (the API serves and the watcher starts after boot),
     # and finish and remove take each container's own lock.
     procs = runtime_processes(c.runc.root, c.monitor.exits_dir)
@@ -200,15 +204,16 @@ def reconcile(containers) -> None:
     stopped = [cid for cid, row in rows.items() if row is not None and not row.is_live]
     # 3. containers that are not running: a start or rm cut at any point leaves its pieces here
     for cid in stopped:
-        _guarded("clean-up of", cid, _sweep_stopped, c, cid, procs.get(cid, []))
+        _guarded("clean-up of", cid, _sweep_stopped, c, cid, procs.get(cid, []), cleaned)
     # 4. runtime leftovers of ids the store does not know
     unknown = set(procs)
     unknown.update(os.listdir(c.runc.root))
     for directory in (c.dir, c.monitor.exits_dir, c.monitor.sockets_dir):
         unknown.update(n for n in os.listdir(directory) if ID_RE.match(n))
     for cid in sorted(unknown - set(rows)):
-        _guarded("leftovers of", cid, _sweep_unknown, c, cid, procs.get(cid, []))
+        _guarded("leftovers of", cid, _sweep_unknown, c, cid, procs.get(cid, []), cleaned)
     # 5. AutoRemove containers that are not running go, as in moby's restore
     for cid in stopped:
         if rows[cid].host_config.get("AutoRemove"):
             _guarded("auto-removal of", cid, c.remove, cid, True)
+    return cleaned

@@ -95,13 +95,14 @@ class Containers(CreateMixin, StartMixin, StopMixin, ExitsMixin, RemoveMixin, At
         self._starting_lock = threading.Lock()
         self._notify: ExitDirWatch | None = None
         self._watcher: threading.Thread | None = None
+        self.cleaned_at_boot: list[str] = []    # what reconcile removed that the log did not explain
         self.network = None                   # the networks service (app/runtime/network), wired by the engine
 
     # ------------------------------------------------------------------------------ boot and shutdown
 
     def boot(self) -> None:
         """Boot: bring the host in line with the log, then watch for exits."""
-        self.reconcile()
+        self.cleaned_at_boot = self.reconcile()
         self.reconcile_execs()
         self._notify = ExitDirWatch(self.monitor.exits_dir)
         self._watcher = threading.Thread(target=self._watch, name="exit-watcher", daemon=True)

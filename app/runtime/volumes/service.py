@@ -398,10 +398,12 @@ class Volumes:
 
     # ------------------------------------------------------------------ boot
 
-    def reconcile(self, live_ids: set[str]) -> None:
+    def reconcile(self, live_ids: set[str]) -> list[str]:
         """Boot, after containers' reconcile: `unmount` for volumes still recorded as mounted by a
         container that is no longer running; local-driver mounts nobody uses unmounted; directories
-        no volume names (a removal cut short) removed; scratch probes dropped."""
+        no volume names (a removal cut short) removed; scratch probes dropped. Returns the host
+        pieces removed that the log did not explain."""
+        cleaned: list[str] = []
         self.local.drop_probes()
         known = {v.name: v for v in q.list_volumes(self.store)}
         events = []
@@ -414,13 +416,17 @@ class Volumes:
         for v in known.values():
             if self.local.needs_mount(v.options) and not q.mounted_by(self.store, v.name):
                 try:
+                    if self.local.mounts.is_mounted(self.local.path(v.name)):
+                        cleaned.append(f"the {v.options.get('type')} mount of volume {v.name}, which no container uses")
                     self.local.deactivate(v.name, v.options)
                 except Exception:  # noqa: BLE001
                     log.exception("unmounting volume %s", v.name)
         for name in self.local.names_on_disk():
             if name not in known:
+                cleaned.append(f"the directory of volume {name}, which the log does not know")
                 try:
                     self.local.remove(name, {})
                 except Exception:  # noqa: BLE001
                     log.exception("removing stray volume directory %s", name)
+        return cleaned
 
