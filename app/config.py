@@ -41,6 +41,11 @@ class Config:
     default_address_pools: list[str] = field(default_factory=list)
     iptables: bool = True
     icc: bool = True
+    # Restart policies (app/runtime/restart): --shutdown-stop stops the containers at a clean shutdown
+    # (default: they keep running, as dockerd's live-restore); restart_min_delay (--restart-min-delay,
+    # for tests only) raises every policy delay to at least that many seconds.
+    shutdown_stop: bool = False
+    restart_min_delay: float = 0.0
 
     @classmethod
     def from_env(cls) -> "Config":

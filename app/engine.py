@@ -24,6 +24,7 @@ from app.runtime.images import Images
 from app.runtime.volumes import Volumes
 from app.runtime.network import Networks
 from app.runtime.restart.scheduler import Scheduler
+from app.runtime.restart.service import Restarts
 
 
 class DataRootBusy(Exception):
@@ -85,6 +86,8 @@ class Engine:
                                          volumes=self.volumes)
             self.networks = self.containers.network = Networks(self.store, self.host, config, self.containers)
             self.scheduler = Scheduler()    # restarts and health probes (app/runtime/restart/)
+            self.restarts = self.containers.restarts = Restarts(self.store, self.containers, self.scheduler,
+                                                                config.restart_min_delay)
         except BaseException:
             if self.store is not None:
                 self.store.close()
@@ -113,6 +116,7 @@ class Engine:
         self._record_cleanups(cleaned)
         self.networks.boot()
         self.scheduler.start()
+        self.restarts.boot()            # pending restarts re-armed at their due time; always/unless-stopped back
         return self
 
     # /events subscribers, for /info's NEventsListener
@@ -141,6 +145,7 @@ class Engine:
 
     def begin_shutdown(self) -> None:
         self.shutting_down.set()
+        self.restarts.begin_shutdown()
         self.store.wake_waiters()
         self.containers.end_attaches()
 
@@ -148,6 +153,8 @@ class Engine:
         """Undo start() in reverse: stop watching (containers keep running under conmon), close the store."""
         self.begin_shutdown()
         self.scheduler.close()          # no restart or probe starts while the rest shuts down
+        if self.config.shutdown_stop:   # --shutdown-stop; by default containers keep running (live restore)
+            self.restarts.stop_all()
         self.containers.close()
         self.networks.close()
         self.store.close()

@@ -156,7 +156,7 @@ def inspect_container(ref):
         sizes = {"SizeRw": size_rw, "SizeRootFs": size_rw + (image_row.size if image_row else 0)}
     return jsonify({
         "Id": row.id, "Created": _rfc3339(row.created_nano), "Path": args[0], "Args": args[1:],
-        "State": {"Status": state, "Running": state in ("running", "paused"), "Paused": state == "paused",
+        "State": {"Status": state, "Running": state in ("running", "paused", "restarting"), "Paused": state == "paused",
                   "Restarting": state == "restarting", "OOMKilled": bool(row.oom_killed), "Dead": state == "dead",
                   "Pid": row.pid if state in ("running", "paused") else 0, "ExitCode": row.exit_code,
                   "Error": row.error, "StartedAt": _rfc3339(row.started_nano),
@@ -174,6 +174,7 @@ def inspect_container(ref):
                                                      "MergedDir": os.path.join(bundle, "rootfs")}},
         **sizes, "Mounts": current_engine().volumes.container_mounts(row.id), "Config": merged,
         "NetworkSettings": current_engine().networks.settings(row),
+        **current_engine().restarts.inspect_extra(row),     # {"Berth": {"NextRestart": ...}} while one is pending
     })
 
 

@@ -45,6 +45,10 @@ def register(sub) -> None:
     d.add_argument("--seccomp-profile", metavar="PATH",
                    help="default seccomp profile of containers: a JSON file, 'unconfined' or 'builtin' (Docker's)")
     d.add_argument("--no-new-privileges", action="store_true", help="set no-new-privileges for new containers")
+    d.add_argument("--shutdown-stop", action="store_true",
+                   help="stop the containers at a clean shutdown (default: they keep running)")
+    d.add_argument("--restart-min-delay", type=float, default=0.0, metavar="SECONDS",
+                   help="tests only: every restart policy delay is at least this long (default 0)")
     d.add_argument("-b", "--bridge", default="berth0",
                    help="the default bridge's interface name, also the tag of berth's iptables chains "
                         "(default %(default)s)")
@@ -134,6 +138,7 @@ def cmd_daemon(args) -> int:
                     cgroup_parent=args.cgroup_parent, socket_group=args.group, tls=tls, tlsverify=tlsverify,
                     tlscacert=args.tlscacert, tlscert=args.tlscert, tlskey=args.tlskey,
                     seccomp_profile=profile or None, no_new_privileges=args.no_new_privileges,
+                    shutdown_stop=args.shutdown_stop, restart_min_delay=args.restart_min_delay,
                     max_upload_size=args.max_upload_size, min_free_space=args.min_free_space,
                     max_json_body=args.max_json_body,
                     max_streams=args.max_streams, max_connections=args.max_connections,

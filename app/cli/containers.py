@@ -43,6 +43,7 @@ def register(sub) -> None:
             p.add_argument("-d", "--detach", action="store_true", help="run in the background, print the ID")
             p.add_argument("--rm", action="store_true", help="remove the container when it exits")
         p.add_argument("--name")
+        p.add_argument("--restart", help="restart policy: no, always, unless-stopped, on-failure[:N]")
         p.add_argument("-e", "--env", action="append", default=[])
         p.add_argument("--env-file", action="append", default=[])
         p.add_argument("-h", "--hostname")
@@ -197,6 +198,12 @@ def _create_body(args) -> dict:
     if args.pids_limit is not None:
         host["PidsLimit"] = args.pids_limit
     host["AutoRemove"] = bool(getattr(args, "rm", False))
+    from app.cli.restartopt import parse_restart
+    if args.restart:
+        host["RestartPolicy"] = parse_restart(args.restart)
+        if host["AutoRemove"] and host["RestartPolicy"]["Name"] != "no":
+            from app.cli.main import CommandError
+            raise CommandError("conflicting options: cannot specify both --restart and --rm")
     if args.tty and sys.stdout.isatty():          # the pty gets its size before the process runs
         size = os.get_terminal_size(sys.stdout.fileno())
         host["ConsoleSize"] = [size.lines, size.columns]

@@ -233,10 +233,8 @@ def update_body(args) -> dict:
             nano = round(float(args.cpus) * 1e9)
         except ValueError:
             raise CommandError(f'invalid argument "{args.cpus}" for "--cpus" flag') from None
-    policy = {}
-    if args.restart:
-        name, _, count = args.restart.partition(":")
-        policy = {"Name": name, "MaximumRetryCount": int(count) if count.isdigit() else 0}
+    from app.cli.restartopt import parse_restart
+    policy = parse_restart(args.restart)
     return {"BlkioWeight": args.blkio_weight or 0, "CpuShares": args.cpu_shares or 0, "NanoCpus": nano,
             "CpuPeriod": args.cpu_period or 0, "CpuQuota": args.cpu_quota or 0,
             "CpuRealtimePeriod": args.cpu_rt_period or 0, "CpuRealtimeRuntime": args.cpu_rt_runtime or 0,

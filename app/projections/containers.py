@@ -16,7 +16,7 @@ STATES = ("created", "running", "paused", "restarting", "removing", "exited", "d
 
 class ContainersProjector:
     name = "containers"
-    version = 6
+    version = 7
     tables = ("containers",)
     schema = (
         """CREATE TABLE IF NOT EXISTS containers (
@@ -72,11 +72,22 @@ class ContainersProjector:
         )
 
     def _on_start(self, conn, ev: Event) -> None:
+        """A start from `restarting` is a restart policy's and keeps RestartCount; a user's start resets it
+        (moby's ResetRestartManager(true))."""
         pid = int((ev.payload or {}).get("pid", 0))
         conn.execute(
-            "UPDATE containers SET state='running', pid=?, started_nano=?, exit_code=0, oom_killed=0, error=''"
+            "UPDATE containers SET restart_count=CASE WHEN state='restarting' THEN restart_count ELSE 0 END,"
+            " state='running', pid=?, started_nano=?, exit_code=0, oom_killed=0, error=''"
             " WHERE id=?",
             (pid, ev.time_nano, ev.actor_id))
+
+    def _on_restart_scheduled(self, conn, ev: Event) -> None:
+        """A restart policy's restart is due (app/runtime/restart/service.py): State.Restarting, counted."""
+        conn.execute("UPDATE containers SET state='restarting', restart_count=restart_count+1 WHERE id=?"
+                     " AND state='exited'", (ev.actor_id,))
+
+    def _on_restart_cancelled(self, conn, ev: Event) -> None:
+        conn.execute("UPDATE containers SET state='exited' WHERE id=? AND state='restarting'", (ev.actor_id,))
 
     def _on_die(self, conn, ev: Event) -> None:
         try:

@@ -206,7 +206,9 @@ def test_update_refused_by_the_kernel_is_dockers_error_and_nothing_is_recorded(f
     ({"Ulimits": [{"Name": "nofile", "Soft": 1, "Hard": 2}]}, 400,
      "berth does not support updating HostConfig.Ulimits: it is set at create"),
     ({"OomKillDisable": True}, 400, "berth does not support updating HostConfig.OomKillDisable: it is set at create"),
-    ({"RestartPolicy": {"Name": "always"}}, 400, "berth does not support HostConfig.RestartPolicy yet"),
+    ({"RestartPolicy": {"Name": "always", "MaximumRetryCount": 2}}, 400,
+     "invalid restart policy: maximum retry count can only be used with 'on-failure'"),
+    ({"RestartPolicy": {"Name": "sometimes"}}, 400, "invalid restart policy: unknown policy 'sometimes'"),
     ({"Memory": "64m"}, 400, "invalid JSON: json: cannot unmarshal string into Go struct field UpdateConfig.Memory "
                              "of type int64"),
     ({"BlkioWeight": -1}, 400, "into Go struct field UpdateConfig.BlkioWeight of type uint16"),

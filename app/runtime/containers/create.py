@@ -13,6 +13,7 @@ from app.runtime import faults
 from app.projections.containers import name_owner
 from app.projections.images import get_image
 from app.runtime.containers.createkeys import HOST_CONFIG, refuse_unapplied
+from app.runtime.restart import policy as restart_policy
 from app.runtime.containers.security import pid_mode, validate_host_config
 from app.runtime.containers.spec import (clamped_rlimits, command_of, extra_hosts, resources_from,
                                          validate_console_size, validate_dns, validate_process_settings)
@@ -88,6 +89,8 @@ class CreateMixin:
         if any(k not in HOST_CONFIG for k in host_config):
             raise InvalidParameter("invalid HostConfig: " + ", ".join(sorted(set(host_config) - set(HOST_CONFIG))))
         refuse_unapplied(config, host_config, networking_config)    # never accepted and then ignored
+        restart_policy.validate(host_config.get("RestartPolicy"))   # moby's wording (app/runtime/restart/policy.py)
+        restart_policy.check_auto_remove(host_config)
         image_ref = config.get("Image") or ""
         if not image_ref:
             raise InvalidParameter("Config cannot be empty in order to create a container")

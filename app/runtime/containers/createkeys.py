@@ -102,7 +102,7 @@ HOST_CONFIG = {
     "LogConfig": _a("json-file, local (kept as json-file) or none; log options are refused"),
     "NetworkMode": _a("default/bridge (the default bridge), a user network, none, host, container:<id>"),
     "PortBindings": _a("published ports: DNAT in berth's chains, host ports reserved"),
-    "RestartPolicy": _r("restart policies come with supervision", ({"Name": "no"}, {"Name": "no", "MaximumRetryCount": 0})),
+    "RestartPolicy": _a("no, always, unless-stopped, on-failure[:N] (app/runtime/restart)"),
     "AutoRemove": _a("removed when it exits (`--rm`)"),
     "VolumeDriver": _a("volume driver: local (others are not found, as an absent plugin)"),
     "VolumesFrom": _a("another container's volumes and binds (`--volumes-from c[:ro|rw]`)"),

@@ -69,8 +69,11 @@ class ExitsMixin:
             events.append(NewEvent("container", "die", cid, {
                 **self._attrs(row), "exitCode": str(code),
                 "execDuration": str(max(0, (time.time_ns() - started) // 1_000_000_000))}))
-            self._record(row, events)
+            planned = self.restarts.plan(row, code) if self.restarts else None   # app/runtime/restart/service.py
+            self._record(row, events + ([planned] if planned else []))
             self.volumes.stopped(cid)           # unmount events, local-driver mounts let go
+            if planned:
+                self.restarts.arm(cid, planned.payload["due"])
             entry.changed.notify_all()
             faults.point("exit:after-die")
             if row.host_config.get("AutoRemove"):    # `docker run --rm`
@@ -120,7 +123,7 @@ class ExitsMixin:
                     pass
                 elif died is not None:
                     return _exit_code_of(died)
-                elif condition == "not-running" and state not in LIVE_STATES:
+                elif condition == "not-running" and state not in LIVE_STATES and state != "restarting":
                     return row.exit_code
                 if self._closing.is_set() or self._stop.is_set() or client_gone():
                     return None             # shutdown, or nobody is listening any more

@@ -39,7 +39,8 @@ class RemoveMixin:
                     raise Conflict(f'cannot remove container "/{row.name}": container is paused and must be '
                                    "unpaused first")
                 if not force:
-                    raise Conflict(f'cannot remove container "/{row.name}": container is running: stop the '
+                    state = "restarting" if row.state == "restarting" else "running"
+                    raise Conflict(f'cannot remove container "/{row.name}": container is {state}: stop the '
                                    "container before removing or force remove")
             recovery.mark_removing(self, cid)           # a cut from here on is finished at the next boot
             try:

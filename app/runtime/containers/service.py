@@ -97,6 +97,7 @@ class Containers(CreateMixin, StartMixin, StopMixin, ExitsMixin, RemoveMixin, At
         self._watcher: threading.Thread | None = None
         self.cleaned_at_boot: list[str] = []    # what reconcile removed that the log did not explain
         self.network = None                   # the networks service (app/runtime/network), wired by the engine
+        self.restarts = None                  # restart policies (app/runtime/restart/service.py), wired by the engine
 
     # ------------------------------------------------------------------------------ boot and shutdown
 

@@ -31,13 +31,14 @@ def _exit_code_for(err: Exception) -> int:
 class StartMixin:
     """Containers.start and what undoes a failed or cancelled start."""
 
-    def start(self, ref: str) -> None:
+    def start(self, ref: str, _policy: bool = False) -> None:
+        """`_policy`: a restart policy's start (app/runtime/restart/service.py), the only one from `restarting`."""
         # Only this container's lock is held: the mount, bundle, conmon and runc of one start never
         # hold up another container's verbs or the exit watcher (service.py, "Locking").
         with self._locked_row(ref) as row:
             if row.state == "paused":
                 raise Conflict("cannot start a paused container, try unpause instead")
-            if row.state in ("running", "restarting"):
+            if row.state == "running" or (row.state == "restarting" and not _policy):
                 raise NotModified("container already started")
             attempt = recovery.StartAttempt()
             with self._starting_lock:

@@ -21,6 +21,9 @@ class StopMixin:
             return
         with self._locked_row(ref) as row:
             not_running = Conflict(f"cannot kill container: {ref}: container {row.id} is not running")
+            if row.state == "restarting" and self.restarts:    # between restarts: no process to signal
+                self.restarts.killed(row, number)
+                return
             if not row.is_live:
                 raise not_running
             try:
@@ -33,7 +36,7 @@ class StopMixin:
 
     def stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
         row = self.resolve(ref)
-        if not row.is_live:
+        if not row.is_live and row.state != "restarting":
             raise NotModified("container already stopped")
         config = row.config
         sig = parse_signal(signal or config.get("StopSignal") or "TERM")

@@ -13,6 +13,7 @@ from app.errors import Conflict, InvalidParameter, SystemError_
 from app.events.model import NewEvent
 from app.runtime.containers.createkeys import HOST_CONFIG, REFUSED, refuse_unapplied
 from app.runtime.containers.spec import resources_from
+from app.runtime.restart import policy as restart_policy
 from app.runtime.host.runc import RuncError
 
 # The keys of container.UpdateConfig that moby's UpdateContainer applies; the other Resources keys it
@@ -44,7 +45,7 @@ def check_request(body: dict) -> dict:
     refuse_unapplied({}, {k: v for k, v in wanted.items() if HOST_CONFIG[k].status == REFUSED}, {})
     policy = body.get("RestartPolicy") or {}
     if policy.get("Name"):
-        refuse_unapplied({}, {"RestartPolicy": policy}, {})
+        restart_policy.validate(policy)         # applied at the next exit (app/runtime/restart/service.py)
         wanted["RestartPolicy"] = {"Name": policy["Name"], "MaximumRetryCount": policy.get("MaximumRetryCount") or 0}
     wanted.pop("KernelMemory", None)                # ignored since API 1.42, as create ignores it
     return wanted
