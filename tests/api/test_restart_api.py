@@ -175,3 +175,14 @@ def test_wait_not_running_waits_through_a_restart(fake_api, fake_engine, image):
     assert fake_api.post(f"{V}/containers/{cid}/stop").status_code == 204
     t.join(5)
     assert got.get("StatusCode") == 4
+
+
+def test_docker_restart_of_a_restarting_container(fake_api, fake_engine, host, image):
+    fake_engine.restarts.min_delay = 30.0
+    cid = run(fake_api, "rr", Cmd=["sleep", "300"], **policy("always"))
+    fake_engine.containers.finish(cid, code=1)     # it exits on its own: a restart is pending
+    assert inspect(fake_api, cid)["State"]["Status"] == "restarting"
+    assert fake_api.post(f"{V}/containers/{cid}/restart").status_code == 204
+    info = inspect(fake_api, cid)
+    assert info["State"]["Status"] == "running" and info["RestartCount"] == 0   # a user's start resets it
+    assert f"restart:{cid}" not in fake_engine.scheduler.job_ids()

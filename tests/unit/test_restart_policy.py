@@ -76,3 +76,15 @@ def test_auto_remove_with_a_policy():
     with pytest.raises(InvalidParameter, match="can't create 'AutoRemove' container with restart policy"):
         check_auto_remove({"AutoRemove": True, "RestartPolicy": {"Name": "always"}})
     check_auto_remove({"AutoRemove": True, "RestartPolicy": {"Name": "no"}})
+
+
+def test_cli_parses_restart_as_docker():
+    from app.cli.main import CommandError
+    from app.cli.restartopt import parse_restart
+    assert parse_restart("") == {}
+    assert parse_restart("always") == {"Name": "always", "MaximumRetryCount": 0}
+    assert parse_restart("on-failure:3") == {"Name": "on-failure", "MaximumRetryCount": 3}
+    with pytest.raises(CommandError, match="no policy provided before colon"):
+        parse_restart(":3")
+    with pytest.raises(CommandError, match="maximum retry count must be an integer"):
+        parse_restart("on-failure:x")

@@ -86,7 +86,7 @@ class StopMixin:
 
     def restart(self, ref: str, timeout: int | None = None) -> None:
         row = self.resolve(ref)
-        if row.is_live:
+        if row.is_live or row.state == "restarting":     # a pending policy restart is cancelled first
             self.stop(row.id, timeout)
         self.start(row.id)
         row = self.resolve(row.id)
