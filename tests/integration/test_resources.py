@@ -184,7 +184,11 @@ def test_docker_cli_stats_update_and_system_df(daemon, busybox):
         r = docker_cli(daemon, "inspect", "-f", "{{.HostConfig.CpuShares}} {{.HostConfig.Memory}}", "dst")
         assert r.stdout.strip() == f"300 {48 << 20}"
         r = docker_cli(daemon, "update", "--restart", "always", "dst")
-        assert r.returncode != 0 and "berth does not support HostConfig.RestartPolicy yet" in r.stderr
+        assert r.returncode == 0, r.stderr
+        r = docker_cli(daemon, "inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", "dst")
+        assert r.stdout.strip() == "always"
+        r = docker_cli(daemon, "update", "--restart", "sometimes", "dst")
+        assert r.returncode != 0 and "invalid restart policy: unknown policy 'sometimes'" in r.stderr
         r = docker_cli(daemon, "system", "df")
         assert r.returncode == 0, r.stderr
         lines = r.stdout.splitlines()

@@ -39,8 +39,10 @@ BAD = [
     (b'{"Image":"busybox"', 400, "invalid JSON: unexpected EOF"),
     (b"", 400, "invalid JSON: got EOF while reading request body"),
     (b'{"Image":"busybox","HostConfig":{"Sysctls":{"net.x":"1"}}}', 400, "berth does not support HostConfig.Sysctls yet"),
-    (b'{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"always"}}}', 400,
-     "berth does not support HostConfig.RestartPolicy yet"),
+    (b'{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}', 400,
+     "invalid restart policy: unknown policy 'sometimes'"),
+    (b'{"Image":"busybox","HostConfig":{"AutoRemove":true,"RestartPolicy":{"Name":"always"}}}', 400,
+     "can't create 'AutoRemove' container with restart policy"),
     (b'{"Image":"busybox","Cmd":["true"],"Volumes":{"relative":{}}}', 400, "invalid mount path: 'relative' mount path must be absolute"),
     (b'{"Image":"busybox","HostConfig":{"Sysctls":{"net.ipv4.ip_forward":"1"}}}', 400,
      "berth does not support HostConfig.Sysctls yet"),
@@ -122,7 +124,7 @@ def test_docker_ps_keeps_working_after_bad_labels(daemon, busybox):
 
 @pytest.mark.parametrize("flag, message", [
     (["--sysctl", "net.x=1"], "berth does not support HostConfig.Sysctls yet"),
-    (["--restart", "always"], "berth does not support HostConfig.RestartPolicy yet"),
+    (["--restart", "always:3"], "maximum retry count can only be used with 'on-failure'"),
     (["--blkio-weight", "300"], "berth does not support HostConfig.BlkioWeight yet"),
     (["--cpuset-cpus", "0-999"], "Requested CPUs are not available - requested 0-999, available: "),
 ])
