@@ -25,7 +25,7 @@ class LocalDriver:
         os.makedirs(root, mode=0o701, exist_ok=True)
 
     def path(self, name: str) -> str:
-        return os.path.join(self.root, name, "_data")
+        return f"{self.root}/{name}/_data"          # (a name never holds a slash: check_volume_name)
 
     def validate(self, opts: dict, name: str = "") -> None:
         """moby's validateOpts, then a probe mount of what the kernel will be asked at first use, on

@@ -272,6 +272,13 @@ class Volumes:
 
         return points, events, guard
 
+    def create_warnings(self, cid: str, host_config: dict) -> list[str]:
+        """The Warnings of a container create that succeeded (`z`/`Z` on a bind), also in the log."""
+        warnings = mp.relabel_warnings(host_config, os.path.exists("/sys/fs/selinux/enforce"))
+        for text in warnings:
+            log.warning("container %s: %s", cid[:12], text)
+        return warnings
+
     def created(self, points: list[dict]) -> None:
         """After the create's append: the new volumes' directories."""
         for p in points:
