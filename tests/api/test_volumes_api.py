@@ -152,6 +152,10 @@ def test_mount_points_in_inspect_and_events(fake_api, fake_engine, image, tmp_pa
                                  "VolumeOptions": {"DriverConfig": {"Options": {"type": "tmpfs", "device": "refuse"}}}}]}},
      "failed to mount local volume"),
     ({"Volumes": {"relative": {}}}, "invalid mount path: 'relative' mount path must be absolute"),
+    ({"HostConfig": {"Mounts": [{"Type": "volume", "Target": "/x", "ImageOptions": {"Subpath": "a"}}]}},
+     'invalid mount config for type "volume": field ImageOptions must not be specified'),
+    ({"HostConfig": {"Mounts": [{"Type": "bind", "Source": "/tmp", "Target": "/x", "ClusterOptions": {}}]}},
+     'invalid mount config for type "bind": field ClusterOptions must not be specified'),
 ])
 def test_bad_mounts_create_nothing(fake_api, fake_engine, image, body, message):
     r = fake_api.post(f"{V}/containers/create", json={"Image": "busybox", **body})

@@ -149,7 +149,8 @@ def parse_mount(m: dict) -> dict:
         if kind in ("npipe", "cluster", "image"):
             raise InvalidParameter(f"berth does not support mounts of type {kind} yet")
         raise fail("mount type unknown")
-    for field, allowed in (("BindOptions", "bind"), ("VolumeOptions", "volume"), ("TmpfsOptions", "tmpfs")):
+    for field, allowed in (("BindOptions", "bind"), ("VolumeOptions", "volume"), ("TmpfsOptions", "tmpfs"),
+                           ("ImageOptions", "image"), ("ClusterOptions", "cluster")):
         if m.get(field) is not None and kind != allowed:
             raise fail(f"field {field} must not be specified")
     destination = check_target(target, kind)
