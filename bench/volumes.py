@@ -60,7 +60,10 @@ def main() -> None:
     nvol = 1000
     import docker
     tmp = tempfile.mkdtemp(prefix="berth-bench-volumes-")
-    proc, sock = start_daemon(tmp, extra_args=("--cgroup-parent", "berth-bench-volumes"))
+    # its own bridge and pools (as bench/boot.py), so it runs beside other berth daemons and tests
+    own_net = ("--bridge", "berth-bvol", "--bip", "10.253.0.1/22",
+               "--default-address-pool", "base=10.253.16.0/20,size=24")
+    proc, sock = start_daemon(tmp, extra_args=("--cgroup-parent", "berth-bench-volumes", *own_net))
     api = docker.APIClient(base_url="unix://" + sock, version="1.45", timeout=120)
     try:
         cli = [sys.executable, os.path.join(ROOT, "cli.py"), "-H", "unix://" + sock]
