@@ -416,6 +416,13 @@ def test_relabel_warning_ps_filter_and_df_docker_cli(daemon, busybox, tmp_path):
     ok(docker_cli(daemon, "volume", "rm", "dfvol"))
 
 
+def test_relabel_warning_our_cli(daemon, busybox, tmp_path):
+    r = daemon.cli("create", "--name", "labz", "-v", f"{tmp_path}:/s:Z", "busybox", "true")
+    ok(r)
+    assert f'WARNING: "{tmp_path}:/s:Z": the "Z" option (SELinux relabeling) has no effect' in r.stderr
+    ok(daemon.cli("rm", "labz"))
+
+
 def test_ps_filter_volume_docker_py(docker_client, busybox):
     c = docker_client.containers.create("busybox", ["true"], volumes={"pyfilt": {"bind": "/f", "mode": "rw"}})
     assert [x.id for x in docker_client.containers.list(all=True, filters={"volume": "pyfilt"})] == [c.id]
