@@ -40,7 +40,8 @@ def create_container():
         raise InvalidParameter(f'berth does not support platform "{q["platform"]}" yet: it runs linux/{_HOST_ARCH}')
     body = load_json_body(request, CreateRequest(), current_engine().config.max_json_body)
     cid = _containers().create(body, q["name"] or None)
-    return jsonify({"Id": cid, "Warnings": []}), 201
+    warnings = current_engine().volumes.create_warnings(cid, body.get("HostConfig") or {})   # issue 11: z/Z
+    return jsonify({"Id": cid, "Warnings": warnings}), 201
 
 
 @bp.post("/containers/<ref>/start")

@@ -228,7 +228,10 @@ def _create_body(args) -> dict:
 
 def _create(args, client) -> str:
     resp = client.request("POST", "/containers/create", {"name": args.name}, body=_create_body(args))
-    return json.loads(resp.read())["Id"]
+    created = json.loads(resp.read())
+    for warning in created.get("Warnings") or []:       # as the docker CLI prints them
+        print("WARNING:", warning, file=sys.stderr)
+    return created["Id"]
 
 
 def _status_code(message: str) -> int:

@@ -128,9 +128,13 @@ _COLUMNS = ("name, driver, created_nano, labels, options, anonymous, creator_id,
             " orphan_since, last_users")
 
 
+def _obj(text: str) -> dict:
+    return {} if text == "{}" else json.loads(text)        # most volumes have no options, many no labels
+
+
 def _volume(row) -> Volume:
-    return Volume(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]), bool(row[5]), row[6], row[7],
-                  row[8], row[9], json.loads(row[10]))
+    return Volume(row[0], row[1], row[2], _obj(row[3]), _obj(row[4]), bool(row[5]), row[6], row[7],
+                  row[8], row[9], [] if row[10] == "[]" else json.loads(row[10]))
 
 
 def get_volume(db, name: str) -> Volume | None:

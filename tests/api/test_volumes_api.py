@@ -59,6 +59,11 @@ def test_create_inspect_list_remove(fake_api, fake_engine):
     ({"Name": "x1", "DriverOpts": {"type": "tmpfs"}}, 400, 'missing required option: "device"'),
     ({"Name": "x1", "DriverOpts": {"type": "tmpfs", "device": "refuse"}}, 400, "failed to mount local volume"),
     ({"Name": 5}, 400, "cannot unmarshal number into Go struct field CreateOptions.Name of type string"),
+    ({"Name": "cv", "ClusterVolumeSpec": {"Group": "g", "AccessMode": {"Scope": "single"}}}, 503,
+     'ClusterVolumeSpec: cluster volumes need swarm mode: This node is not a swarm manager. Use "docker swarm init"'),
+    ({"Name": "cv", "clustervolumespec": {}}, 503, "ClusterVolumeSpec: cluster volumes need swarm mode"),
+    ({"Name": "cv", "ClusterVolumeSpec": "x"}, 400,
+     "cannot unmarshal string into Go struct field CreateOptions.ClusterVolumeSpec of type volume.ClusterVolumeSpec"),
 ])
 def test_create_bad_input_changes_nothing(fake_api, fake_engine, body, status, message):
     r = fake_api.post(f"{V}/volumes/create", json=body)
@@ -147,6 +152,10 @@ def test_mount_points_in_inspect_and_events(fake_api, fake_engine, image, tmp_pa
                                  "VolumeOptions": {"DriverConfig": {"Options": {"type": "tmpfs", "device": "refuse"}}}}]}},
      "failed to mount local volume"),
     ({"Volumes": {"relative": {}}}, "invalid mount path: 'relative' mount path must be absolute"),
+    ({"HostConfig": {"Mounts": [{"Type": "volume", "Target": "/x", "ImageOptions": {"Subpath": "a"}}]}},
+     'invalid mount config for type "volume": field ImageOptions must not be specified'),
+    ({"HostConfig": {"Mounts": [{"Type": "bind", "Source": "/tmp", "Target": "/x", "ClusterOptions": {}}]}},
+     'invalid mount config for type "bind": field ClusterOptions must not be specified'),
 ])
 def test_bad_mounts_create_nothing(fake_api, fake_engine, image, body, message):
     r = fake_api.post(f"{V}/containers/create", json={"Image": "busybox", **body})
@@ -290,3 +299,29 @@ def test_volume_driver_matters_only_for_volumes_made(fake_api, fake_engine, imag
     anon = fake_api.post(f"{V}/volumes/create", json={}).get_json()
     assert anon["Labels"] == {"com.docker.volume.anonymous": ""}
     assert fake_api.post(f"{V}/volumes/prune").get_json()["VolumesDeleted"] == [anon["Name"]]
+
+
+def test_cluster_volume_spec_null_or_before_1_42(fake_api, fake_engine):
+    """null is Go's nil pointer: a local volume. Before API 1.42 the field did not exist (moby ignores it)."""
+    assert fake_api.post(f"{V}/volumes/create", json={"Name": "cv1", "ClusterVolumeSpec": None}).status_code == 201
+    r = fake_api.post("/v1.41/volumes/create", json={"Name": "cv2", "ClusterVolumeSpec": {"Group": "g"}})
+    assert r.status_code == 201 and r.get_json()["Name"] == "cv2"
+    assert names(fake_api) == ["cv1", "cv2"]
+
+
+def test_relabel_options_are_accepted_with_a_warning(fake_api, fake_engine, image, tmp_path, caplog):
+    """`:z` / `:Z` (SELinux relabel): moby relabels only with SELinux enabled and a mount label, which
+    berth never sets; the create succeeds and says the option had no effect."""
+    src = tmp_path / "src"
+    src.mkdir()
+    r = fake_api.post(f"{V}/containers/create", json={
+        "Image": "busybox", "HostConfig": {"Binds": [f"{src}:/a:z", f"{src}:/b:ro,Z", "named:/c:z", f"{src}:/d"]}})
+    assert r.status_code == 201, r.get_json()
+    warnings = r.get_json()["Warnings"]
+    assert len(warnings) == 3
+    assert warnings[0].startswith(f'"{src}:/a:z": the "z" option (SELinux relabeling) has no effect: ')
+    assert warnings[1].startswith(f'"{src}:/b:ro,Z": the "Z" option') and warnings[2].startswith('"named:/c:z"')
+    assert any("SELinux relabeling" in rec.getMessage() for rec in caplog.records)      # and in the daemon log
+    mounts = {m["Destination"]: m for m in inspect(fake_api, r.get_json()["Id"])["Mounts"]}
+    assert mounts["/a"]["Mode"] == "z" and mounts["/b"]["Mode"] == "ro,Z" and not mounts["/b"]["RW"]
+    assert fake_api.post(f"{V}/containers/create", json={"Image": "busybox"}).get_json()["Warnings"] == []

@@ -58,6 +58,8 @@ def content_image(daemon, busybox_tar, tmp_path):
         add("srv/private/x", data=b"x\n")
         add("srv/link", tarfile.SYMTYPE, link="owned")
         add("srv/tagged", data=b"t\n", pax={"SCHILY.xattr.user.berth": "yes"})
+        add("srv/private/hard", tarfile.LNKTYPE, link="srv/owned")
+        add("srv/escape", tarfile.SYMTYPE, link="/etc")              # copied as a link, never followed
     ok(daemon.cli("import", "-c", "VOLUME /srv", str(path), "content:1"))
     return "content:1"
 
@@ -102,6 +104,9 @@ def test_copy_in_keeps_owners_modes_links_xattrs(daemon, content_image):
     assert (st.st_mode & 0o777, st.st_uid, st.st_gid) == (0o700, 123, 456)
     assert os.readlink(os.path.join(data, "link")) == "owned"
     assert os.getxattr(os.path.join(data, "tagged"), "user.berth") == b"yes"
+    assert os.stat(os.path.join(data, "private", "hard")).st_ino == os.stat(os.path.join(data, "owned")).st_ino
+    assert os.readlink(os.path.join(data, "escape")) == "/etc"
+    assert sorted(os.listdir(data)) == ["escape", "link", "owned", "private", "tagged"]
     ok(daemon.cli("rm", "-v", "cc"))
     assert volume_dirs(daemon) == []
 
@@ -386,6 +391,46 @@ def urlopen_json(daemon, path: str) -> str:
         data += chunk
     s.close()
     return data.split(b"\r\n\r\n", 1)[1].decode()
+
+
+@needs_docker_cli
+def test_relabel_warning_ps_filter_and_df_docker_cli(daemon, busybox, tmp_path):
+    """`:z` is accepted and said to have no effect (the docker CLI prints the create's Warnings);
+    `ps --filter volume=` and `system df -v` through the docker CLI and docker-py."""
+    src = tmp_path / "src"
+    src.mkdir()
+    r = docker_cli(daemon, "run", "--name", "lab", "-v", f"{src}:/s:z", "-v", "dfvol:/d", "busybox", "sh", "-c",
+                   "echo hi > /s/f; head -c 2000 /dev/zero > /d/blob")
+    ok(r)
+    assert f'WARNING: "{src}:/s:z": the "z" option (SELinux relabeling) has no effect' in r.stderr
+    assert (src / "f").read_text() == "hi\n"
+    assert ok(docker_cli(daemon, "ps", "-a", "--filter", "volume=dfvol", "--format", "{{.Names}}")) == "lab\n"
+    assert ok(docker_cli(daemon, "ps", "-a", "--filter", f"volume={src}", "--format", "{{.Names}}")) == "lab\n"
+    out = ok(docker_cli(daemon, "system", "df", "-v", "--format", "{{json .Volumes}}"))
+    sizes = {v["Name"]: v["Size"] for v in json.loads(out)}
+    assert sizes["dfvol"] == "2kB"
+    out = ok(docker_cli(daemon, "system", "df", "-v"))
+    assert "Local Volumes space usage:" in out and any(
+        line.split()[:3] == ["dfvol", "1", "2kB"] for line in out.splitlines())
+    ok(docker_cli(daemon, "rm", "lab"))
+    ok(docker_cli(daemon, "volume", "rm", "dfvol"))
+
+
+def test_relabel_warning_our_cli(daemon, busybox, tmp_path):
+    r = daemon.cli("create", "--name", "labz", "-v", f"{tmp_path}:/s:Z", "busybox", "true")
+    ok(r)
+    assert f'WARNING: "{tmp_path}:/s:Z": the "Z" option (SELinux relabeling) has no effect' in r.stderr
+    ok(daemon.cli("rm", "labz"))
+
+
+def test_ps_filter_volume_docker_py(docker_client, busybox):
+    c = docker_client.containers.create("busybox", ["true"], volumes={"pyfilt": {"bind": "/f", "mode": "rw"}})
+    assert [x.id for x in docker_client.containers.list(all=True, filters={"volume": "pyfilt"})] == [c.id]
+    assert docker_client.containers.list(all=True, filters={"volume": "other"}) == []
+    df = docker_client.df()
+    assert {v["Name"]: v["UsageData"]["RefCount"] for v in df["Volumes"]}["pyfilt"] == 1
+    c.remove(v=True)
+    docker_client.volumes.get("pyfilt").remove()
 
 
 # ------------------------------------------------------------------------------------------ cp

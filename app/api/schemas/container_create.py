@@ -153,6 +153,17 @@ class TmpfsOptions(GoSchema):
     Options = List(_strings(), "[][]string")
 
 
+class ImageOptions(GoSchema):
+    go_name = "ImageOptions"
+    go_type = "mount.ImageOptions"
+    Subpath = String()
+
+
+class ClusterOptions(GoSchema):
+    go_name = "ClusterOptions"
+    go_type = "mount.ClusterOptions"
+
+
 class Mount(GoSchema):
     go_name = "Mount"
     go_type = "mount.Mount"
@@ -164,6 +175,8 @@ class Mount(GoSchema):
     BindOptions = Struct(BindOptions)
     VolumeOptions = Struct(VolumeOptions)
     TmpfsOptions = Struct(TmpfsOptions)
+    ImageOptions = Struct(ImageOptions)         # decoded so that a misplaced one is refused (mounts.py)
+    ClusterOptions = Struct(ClusterOptions)
 
 
 class HostConfig(GoSchema):

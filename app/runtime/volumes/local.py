@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import subprocess
 
 from app.common.fsutil import dir_size
 from app.errors import InvalidParameter
 from app.runtime.host.errors import HostError
+from app.runtime.host.treecopy import copy_tree
 
 VALID_OPTS = ("type", "o", "device", "size")
 MANDATORY = {"device": ("type",), "type": ("device",), "o": ("device", "type")}
@@ -25,7 +25,7 @@ class LocalDriver:
         os.makedirs(root, mode=0o701, exist_ok=True)
 
     def path(self, name: str) -> str:
-        return os.path.join(self.root, name, "_data")
+        return f"{self.root}/{name}/_data"          # (a name never holds a slash: check_volume_name)
 
     def validate(self, opts: dict, name: str = "") -> None:
         """moby's validateOpts, then a probe mount of what the kernel will be asked at first use, on
@@ -111,9 +111,14 @@ class LocalDriver:
 
 def copy_in(source_fd: int, dest: str) -> None:
     """The image's content at a volume's path copied into the empty volume: ownership, modes,
-    timestamps, xattrs and symlinks kept (`cp -a`). The source is a directory fd opened inside the
-    container's root (rootpath.open_dir: no symlink leads out of it); cp reads it as /proc/self/fd/N."""
-    result = subprocess.run(["cp", "-a", "--", f"/proc/self/fd/{source_fd}/.", dest + "/"],
-                            pass_fds=(source_fd,), capture_output=True, text=True)
-    if result.returncode != 0:
-        raise HostError(f"copying the image's content into the volume: {result.stderr.strip()}")
+    timestamps, xattrs, symlinks and hard links kept (`cp -a`). The source is a directory fd opened
+    inside the container's root (rootpath.open_dir: no symlink leads out of it); treecopy walks it
+    fd by fd with O_NOFOLLOW and sendfile(2) (app/runtime/host/treecopy.py)."""
+    dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        copy_tree(source_fd, dest_fd)
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename else ""
+        raise HostError(f"copying the image's content into the volume: {err.strerror}{where}") from None
+    finally:
+        os.close(dest_fd)

@@ -116,6 +116,21 @@ def parse_bind(raw: str) -> dict:
                   anonymous=not source, spec="bind")
 
 
+def relabel_warnings(host_config: dict, selinux: bool) -> list[str]:
+    """`-v src:dst:z|Z` asks for an SELinux relabel of the source. berth sets no SELinux labels (no
+    MountLabel), so, as dockerd without --selinux-enabled (its default) and on any host without
+    SELinux, there is nothing to relabel: the option is accepted and has no effect. Docker says
+    nothing; berth says so in the create response's Warnings (the docker CLI prints them)."""
+    out = []
+    for raw in host_config.get("Binds") or []:
+        for word in _mode_words(parse_bind(raw)["Mode"]):
+            if word in _LABEL:
+                why = ("berth sets no SELinux labels, as dockerd without --selinux-enabled" if selinux
+                       else "SELinux is not enabled on this host")
+                out.append(f'"{raw}": the "{word}" option (SELinux relabeling) has no effect: {why}')
+    return out
+
+
 def _size_text(size: int) -> str:
     for suffix, div in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
         if size % div == 0:
@@ -134,7 +149,8 @@ def parse_mount(m: dict) -> dict:
         if kind in ("npipe", "cluster", "image"):
             raise InvalidParameter(f"berth does not support mounts of type {kind} yet")
         raise fail("mount type unknown")
-    for field, allowed in (("BindOptions", "bind"), ("VolumeOptions", "volume"), ("TmpfsOptions", "tmpfs")):
+    for field, allowed in (("BindOptions", "bind"), ("VolumeOptions", "volume"), ("TmpfsOptions", "tmpfs"),
+                           ("ImageOptions", "image"), ("ClusterOptions", "cluster")):
         if m.get(field) is not None and kind != allowed:
             raise fail(f"field {field} must not be specified")
     destination = check_target(target, kind)
