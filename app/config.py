@@ -41,6 +41,7 @@ class Config:
     default_address_pools: list[str] = field(default_factory=list)
     iptables: bool = True
     icc: bool = True
+    host_gateway_ip: str | None = None   # --host-gateway-ip: what --add-host NAME:host-gateway maps to
 
     @classmethod
     def from_env(cls) -> "Config":

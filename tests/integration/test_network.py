@@ -67,7 +67,8 @@ def _berth_host_state(tag: str) -> list[str]:
 # ------------------------------------------------------------------------------------------ 1. default bridge
 
 def test_default_bridge_address_route_hosts_resolv(daemon, busybox):
-    r = daemon.cli("run", "--rm", "--dns-search", "example.test", "--add-host", "db.local:10.1.2.3", "busybox",
+    r = daemon.cli("run", "--rm", "--dns-search", "example.test", "--add-host", "db.local:10.1.2.3",
+                   "--add-host", "gw.local:host-gateway", "busybox",
                    "sh", "-c", "ip addr show eth0; ip route; echo ---; cat /etc/hosts; echo ---; "
                    "cat /etc/resolv.conf; echo ---; hostname", check=True)
     addr_part, hosts, resolv, hostname = r.stdout.split("---\n")
@@ -80,6 +81,7 @@ def test_default_bridge_address_route_hosts_resolv(daemon, busybox):
     assert f"default via {daemon.net.bip.split('/')[0]} dev eth0" in addr_part
     assert "127.0.0.1\tlocalhost\n" in hosts and f"{ip.ip}\t{hostname.strip()}\n" in hosts
     assert "10.1.2.3\tdb.local\n" in hosts
+    assert f"{daemon.net.bip.split('/')[0]}\tgw.local\n" in hosts      # host-gateway: the bridge's gateway
     assert "search example.test" in resolv
     assert not any(line.startswith("nameserver 127.") for line in resolv.splitlines())
 

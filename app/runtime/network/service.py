@@ -71,6 +71,7 @@ class Networks:
             or list(ipam.DEFAULT_POOLS)
         self.use_iptables = getattr(config, "iptables", True) and self.iptables is not None
         self.icc = getattr(config, "icc", True)
+        self.host_gateway_ip = getattr(config, "host_gateway_ip", None)
         self.tag = self.bridge_name
         self.chain_fwd = f"BERTH-FWD-{self.tag}"
         self.chain_dnat = f"BERTH-DNAT-{self.tag}"
@@ -658,9 +659,16 @@ class Networks:
         eps = nq.endpoints_of_container(self.events, cid)
         return eps[0].ip if eps else ""
 
+    def _host_gateway(self) -> str:
+        """What --add-host NAME:host-gateway maps to: --host-gateway-ip, else the default bridge's gateway."""
+        if self.host_gateway_ip:
+            return self.host_gateway_ip
+        net = nq.network_by_name(self.events, "bridge")
+        return (net.gateway if net is not None else "") or ""
+
     def _hosts_for(self, row, hostname: str) -> str:
         mode = network_mode_of(row.host_config)
-        extra = extra_hosts(row.host_config)
+        extra = extra_hosts(row.host_config, self._host_gateway())
         if mode == "host":
             try:
                 with open("/etc/hosts", errors="replace") as fh:
