@@ -187,6 +187,60 @@ def test_publish_udp_and_publish_all(daemon, busybox):
     assert until(lambda: _try(lambda: _http("127.0.0.1", host_port)) == cid[:12], timeout=10)
 
 
+def _udp_listener(pid: int, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        ["nsenter", "-t", str(pid), "-n", sys.executable, "-c",
+         "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+         f"s.bind(('0.0.0.0', {port})); s.settimeout(10); print('ready', flush=True); "
+         "print(s.recvfrom(100)[0].decode(), flush=True)"],
+        stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def _conntrack_replies_from(ip: str) -> list[str]:
+    from pyroute2 import NFCTSocket
+    from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
+    with NFCTSocket() as ct:
+        return [str(t) for t in (NFCTAttrTuple.from_netlink(socket.AF_INET, e.get_attr("CTA_TUPLE_REPLY"))
+                                 for e in ct.dump()) if t.saddr == ip]
+
+
+def test_udp_published_port_reused_by_a_new_container_after_rm_f(daemon, busybox):
+    """One client socket (one 5-tuple) keeps sending to 127.0.0.1:PORT/udp; when the container is
+    removed its conntrack entry goes, so the next container publishing that port gets the datagrams."""
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("127.0.0.1", 0))
+    try:
+        daemon.cli("run", "-d", "--name", "udpa", "-p", "127.0.0.1:18474:5000/udp", "busybox", "sleep", "60",
+                   check=True)
+        first = _inspect(daemon, "udpa")
+        listener = _udp_listener(first["State"]["Pid"], 5000)
+        try:
+            client.sendto(b"one", ("127.0.0.1", 18474))
+            assert listener.stdout.readline().strip() == "one"
+        finally:
+            listener.kill()
+            listener.wait()
+        old_ip = first["NetworkSettings"]["IPAddress"]
+        assert _conntrack_replies_from(old_ip)
+        daemon.cli("rm", "-f", "udpa", check=True)
+        assert _conntrack_replies_from(old_ip) == []
+        daemon.cli("run", "-d", "--name", "udpfill", "busybox", "sleep", "60", check=True)   # takes a freed IP
+        daemon.cli("run", "-d", "--name", "udpb", "-p", "127.0.0.1:18474:5000/udp", "busybox", "sleep", "60",
+                   check=True)
+        listener = _udp_listener(_inspect(daemon, "udpb")["State"]["Pid"], 5000)
+        try:
+            client.sendto(b"two", ("127.0.0.1", 18474))
+            assert listener.stdout.readline().strip() == "two"
+        finally:
+            listener.kill()
+            listener.wait()
+    finally:
+        client.close()
+        daemon.cli("rm", "-f", "udpa", "udpb", "udpfill")
+
+
 def test_publish_refusals_leave_nothing(daemon, busybox):
     daemon.cli("run", "--rm", "busybox", "true", check=True)      # the bridge and chains exist from here on
     blocker = socket.socket()

@@ -104,6 +104,10 @@ class Networks:
             self._sweep()
             if self._active:
                 self._write_rules()
+            # a daemon killed with -9: flows DNAT'ed to containers that are gone meanwhile
+            self._flush_conntrack(in_subnets=[n.subnet for n in nq.list_networks(self.events)
+                                              if n.bridge and n.subnet],
+                                  keep_ips=[a.ip for a in self._active.values() if a.ip])
 
     def _adopt(self, cid: str) -> None:
         row = self.containers.get(cid)
@@ -761,6 +765,8 @@ class Networks:
                 self._save_active(row.id, active)
                 if active.bindings or (not self.icc and row.host_config.get("Links")):
                     self._write_rules()     # else nothing per container: run --rm stays cheap
+                if any(b.proto == "udp" for b in active.bindings):
+                    self._flush_conntrack(udp_ports=[b.host_port for b in active.bindings if b.proto == "udp"])
             except BaseException:
                 self._detach_locked(row.id)
                 raise
@@ -834,6 +840,18 @@ class Networks:
                 self._write_rules()
             except Exception:  # noqa: BLE001 - logged; the next change rewrites the chains
                 log.exception("rewriting the network rules")
+        if active.bindings and active.ip:
+            self._flush_conntrack(to_ips=[active.ip])
+
+    def _flush_conntrack(self, **what) -> None:
+        """Conntrack entries of published ports whose rules went (a stale UDP entry would keep sending
+        to the old address): see Netlink.flush_conntrack. Never fails the operation."""
+        if not self.use_iptables or not hasattr(self.netlink, "flush_conntrack"):
+            return
+        try:
+            self.netlink.flush_conntrack(**what)
+        except Exception:  # noqa: BLE001 - no nf_conntrack netlink: nothing to flush
+            log.debug("flushing conntrack entries", exc_info=True)
 
     # ------------------------------------------------------------------------------ iptables
 
