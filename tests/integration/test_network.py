@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 
+import docker
 import pytest
 
 from tests.integration.conftest import docker_cli, needs_docker_cli, remove_all_containers, until
@@ -464,6 +465,26 @@ def test_docker_py_networks_ports_links_mac(docker_client, daemon, busybox):
             c.remove(force=True)
         net.remove()
     assert docker_client.networks.prune() == {"NetworksDeleted": None}
+
+
+def test_docker_py_link_local_ips_and_bad_ones(docker_client, daemon, busybox):
+    api = docker_client.api
+    cfg = api.create_networking_config({"bridge": api.create_endpoint_config(link_local_ips=["169.254.8.8"])})
+    c = api.create_container("busybox", ["ip", "-o", "-4", "addr", "show", "eth0"], networking_config=cfg,
+                             host_config=api.create_host_config(network_mode="bridge"))
+    try:
+        api.start(c)
+        assert api.inspect_container(c)["NetworkSettings"]["Networks"]["bridge"]["IPAMConfig"] == \
+            {"LinkLocalIPs": ["169.254.8.8"]}
+        api.wait(c)
+        assert "inet 169.254.8.8/16" in api.logs(c).decode()
+    finally:
+        api.remove_container(c, force=True)
+    before = len(api.containers(all=True))
+    bad = api.create_networking_config({"bridge": api.create_endpoint_config(link_local_ips=["169.254.x"])})
+    with pytest.raises(docker.errors.APIError, match="invalid link-local IP address: 169.254.x"):
+        api.create_container("busybox", ["true"], networking_config=bad)
+    assert len(api.containers(all=True)) == before
 
 
 @needs_docker_cli

@@ -129,9 +129,10 @@ class Netlink:
                     if n and n.startswith(prefix)]
 
     def add_endpoint(self, ns_path: str, bridge: str, host_if: str, ip: str, prefixlen: int,
-                     gateway: str | None, mac: str, ifname: str = "eth0") -> None:
+                     gateway: str | None, mac: str, ifname: str = "eth0", extra=()) -> None:
         """A veth pair: `host_if` on the bridge, its peer `ifname` inside the namespace with the MAC,
-        the address and (if `gateway`) the default route."""
+        the address, the `extra` (address, prefixlen) pairs (link-local IPs) and (if `gateway`) the
+        default route."""
         tmp = "bt" + host_if[-9:]
         fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -157,6 +158,8 @@ class Netlink:
                 index = ns.link_lookup(ifname=tmp)[0]
                 ns.link("set", index=index, ifname=ifname, address=mac)
                 ns.addr("add", index=index, address=ip, prefixlen=prefixlen)
+                for address, plen in extra:
+                    ns.addr("add", index=index, address=address, prefixlen=plen)
                 ns.link("set", index=index, state="up")
                 if gateway:
                     ns.route("add", dst="0.0.0.0/0", gateway=gateway)

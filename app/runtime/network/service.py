@@ -385,8 +385,14 @@ class Networks:
         ipam_cfg = settings.get("IPAMConfig") or {}
         if ipam_cfg.get("IPv6Address"):
             raise InvalidParameter("berth does not support IPv6 addresses (IPAMConfig.IPv6Address) yet")
-        if ipam_cfg.get("LinkLocalIPs"):
-            raise InvalidParameter("berth does not support IPAMConfig.LinkLocalIPs yet")
+        link_local = [str(x) for x in ipam_cfg.get("LinkLocalIPs") or []]
+        for addr in link_local:          # moby: extra addresses on the interface, IPv4 ones in 169.254/16
+            try:
+                parsed = ipaddress.ip_address(addr)
+            except ValueError:
+                raise InvalidParameter(f"invalid link-local IP address: {addr}") from None
+            if parsed.version != 4:
+                raise InvalidParameter("berth does not support IPv6 addresses (IPAMConfig.LinkLocalIPs) yet")
         ip = (ipam_cfg.get("IPv4Address") or "").strip()
         if ip:
             if net.config.get("predefined"):
@@ -406,7 +412,7 @@ class Networks:
         links = [str(x) for x in settings.get("Links") or []]
         driver_opts = {str(k): str(v) for k, v in (settings.get("DriverOpts") or {}).items()}
         return {"aliases": aliases, "ip": ip, "mac": mac, "static_ip": bool(ip), "static_mac": bool(mac),
-                "links": links, "name": cname, "driver_opts": driver_opts}
+                "links": links, "name": cname, "driver_opts": driver_opts, "link_local_ips": link_local}
 
     def connect_events(self, cid: str, net, request: dict, cname: str) -> tuple[NewEvent, callable]:
         """The connect event for `cid` on `net` and its guard, which picks the address (or checks the one
@@ -785,7 +791,8 @@ class Networks:
         host_if = self._host_if(row.id, nid)
         self.netlink.add_endpoint(active.ns_path, net.bridge, host_if, ep.ip,
                                   ipaddress.ip_network(net.subnet).prefixlen,
-                                  net.gateway if index == 0 else None, ep.mac, f"eth{index}")
+                                  net.gateway if index == 0 else None, ep.mac, f"eth{index}",
+                                  extra=[(a, 16) for a in ep.config.get("link_local_ips") or []])
         active.ifaces[nid] = host_if
         if not active.ip:
             active.ip, active.network = ep.ip, nid
@@ -958,7 +965,9 @@ class Networks:
             if net is None:
                 continue
             show = running and (active is not None and ep.network in active.ifaces or not self.enabled)
-            entry = {"IPAMConfig": {"IPv4Address": ep.ip} if ep.config.get("static_ip") else None,
+            ipam_cfg = {**({"IPv4Address": ep.ip} if ep.config.get("static_ip") else {}),
+                        **({"LinkLocalIPs": ep.config["link_local_ips"]} if ep.config.get("link_local_ips") else {})}
+            entry = {"IPAMConfig": ipam_cfg or None,
                      "Links": ep.config.get("links") or None, "Aliases": ep.aliases or None,
                      "MacAddress": ep.mac if show or ep.config.get("static_mac") else "",
                      "DriverOpts": ep.config.get("driver_opts") or None,
