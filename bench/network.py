@@ -1,12 +1,16 @@
-"""Networking cost, measured side by side in one run (traffic: 127.0.0.1 and the bench daemon's own bridge).
+"""Networking cost, measured side by side in one run (traffic: 127.0.0.1, the host's own
+address, the bench daemon's own bridge and its own veth pair).
 
     .venv/bin/python bench/network.py [--quick]
 
-(a) host → container: throughput (one 64 MiB GET from busybox httpd) and connect+small-GET latency
-    through the published port on 127.0.0.1 (DNAT) against directly to the container's IP. Target: the
-    published path >= 0.95x the direct one (dockerd with its userland proxy: 0.50-0.91x here).
-(b) container → container through the bridge: small-GET latency (nc from a `sleep` container's exec)
-    against the same from inside the server's own namespace over loopback (a floor without any veth).
+(a) host → container: throughput (one stream of zeros per round, bench/netpeer.py on both ends: the
+    server in the container's namespace pinned to CPU 1, the client on CPU 0; a warm-up, then rounds
+    interleaved across the paths, medians) and connect + 1-byte round-trip latency, through the
+    published port on 127.0.0.1 (DNAT + the loopback masquerade) and on the host's own address (DNAT
+    only; still local traffic) against directly to the container's IP. Target: the published path
+    >= 0.95x the direct one (dockerd with its userland proxy: 0.50-0.91x here).
+(b) container → container through the bridge (the same peer, client in a second container's
+    namespace) against two namespaces joined by one veth pair without a bridge (made and removed here).
 (c) what network setup adds to `run --rm busybox true` (docker-py low level: create, start, wait,
     remove): default bridge against --network none, interleaved. Target: <= 15 ms median.
 The daemon runs with its own bridge (berth-bnch) and subnet (10.198.0.0/24); it is stopped and leaves
