@@ -200,11 +200,17 @@ def _udp_listener(pid: int, port: int) -> subprocess.Popen:
 
 
 def _conntrack_replies_from(ip: str) -> list[str]:
+    """Conntrack entries DNAT'ed to `ip` (reply from it, original sent elsewhere: a published port)."""
     from pyroute2 import NFCTSocket
     from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
+    out = []
     with NFCTSocket() as ct:
-        return [str(t) for t in (NFCTAttrTuple.from_netlink(socket.AF_INET, e.get_attr("CTA_TUPLE_REPLY"))
-                                 for e in ct.dump()) if t.saddr == ip]
+        for e in list(ct.dump()):
+            orig = NFCTAttrTuple.from_netlink(socket.AF_INET, e.get_attr("CTA_TUPLE_ORIG"))
+            reply = NFCTAttrTuple.from_netlink(socket.AF_INET, e.get_attr("CTA_TUPLE_REPLY"))
+            if reply.saddr == ip and orig.daddr != ip:
+                out.append(f"{orig} -> {reply}")
+    return out
 
 
 def test_udp_published_port_reused_by_a_new_container_after_rm_f(daemon, busybox):
@@ -403,10 +409,12 @@ def test_daemon_kill9_keeps_networking_and_restart_adopts_it(make_daemon, busybo
         assert _inspect(d, cid2)["NetworkSettings"]["IPAddress"] != ip     # never handed out twice
         # the container killed while the daemon is down: the restart drops its rules
         pid = _pid_of(d, cid)
+        assert _conntrack_replies_from(ip)                       # the GETs above (TIME_WAIT)
         d.kill9()
         subprocess.run(["kill", "-9", str(pid)], check=True)
         d.start()
         assert until(lambda: not [x for x in _berth_host_state(d.net.tag) if "18475" in x], timeout=10)
+        assert _conntrack_replies_from(ip) == []                 # the boot sweep flushed them
     finally:
         if d.proc.poll() is not None:
             d.start()

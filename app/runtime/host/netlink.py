@@ -200,7 +200,7 @@ class Netlink:
         udp_ports = set(udp_ports)
         gone = 0
         with NFCTSocket() as ct:
-            for entry in ct.dump():
+            for entry in list(ct.dump()):      # whole first: no request inside a dump
                 orig = NFCTAttrTuple.from_netlink(socket.AF_INET, entry.get_attr("CTA_TUPLE_ORIG"))
                 reply = NFCTAttrTuple.from_netlink(socket.AF_INET, entry.get_attr("CTA_TUPLE_REPLY"))
                 src = reply.saddr
