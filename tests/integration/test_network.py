@@ -188,6 +188,25 @@ def test_publish_udp_and_publish_all(daemon, busybox):
     assert until(lambda: _try(lambda: _http("127.0.0.1", host_port)) == cid[:12], timeout=10)
 
 
+def test_publish_port_ranges(daemon, busybox):
+    cid = daemon.cli("run", "-d", "--name", "rng1", "-p", "127.0.0.1:18480-18481:8000-8001",
+                     "-p", "18482-18484:80", "busybox", "sh", "-c",
+                     "httpd -p 8000 -h /etc && httpd -p 8001 -h /etc && exec httpd -f -p 80 -h /etc",
+                     check=True).stdout.strip()
+    assert sorted(daemon.cli("port", "rng1", check=True).stdout.splitlines()) == [
+        "80/tcp -> 0.0.0.0:18482", "8000/tcp -> 127.0.0.1:18480", "8001/tcp -> 127.0.0.1:18481"]
+    for port in (18480, 18481, 18482):
+        assert until(lambda: _try(lambda: _http("127.0.0.1", port)) == cid[:12], timeout=10)
+    # the range's first port is taken now: the next container gets the next one
+    daemon.cli("run", "-d", "--name", "rng2", "-p", "18482-18484:80", "busybox", *HTTPD, check=True)
+    assert daemon.cli("port", "rng2", "80", check=True).stdout == "0.0.0.0:18483\n"
+    r = daemon.cli("run", "-d", "--name", "rng3", "-p", "18480-18482:8000-8001", "busybox", "true")
+    assert r.returncode != 0 and "invalid ranges specified for container and host Ports: 8000-8001 and " \
+        "18480-18482" in r.stderr
+    assert daemon.cli("ps", "-aq", "-f", "name=rng3", check=True).stdout == ""
+    daemon.cli("rm", "-f", "rng1", "rng2")
+
+
 def _udp_listener(pid: int, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
         ["nsenter", "-t", str(pid), "-n", sys.executable, "-c",
