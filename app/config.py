@@ -46,6 +46,7 @@ class Config:
     # for tests only) raises every policy delay to at least that many seconds.
     shutdown_stop: bool = False
     restart_min_delay: float = 0.0
+    host_gateway_ip: str | None = None   # --host-gateway-ip: what --add-host NAME:host-gateway maps to
 
     @classmethod
     def from_env(cls) -> "Config":

@@ -53,6 +53,8 @@ def register(sub) -> None:
                    help="the default bridge's interface name, also the tag of berth's iptables chains "
                         "(default %(default)s)")
     d.add_argument("--bip", default=None, metavar="CIDR", help="the default bridge's gateway address and prefix")
+    d.add_argument("--host-gateway-ip", default=None, metavar="IP",
+                   help="the address --add-host NAME:host-gateway maps to (default: the default bridge's gateway)")
     d.add_argument("--default-address-pool", dest="default_address_pools", action="append", default=[],
                    metavar="base=CIDR,size=N", help="where networks' subnets come from (repeatable)")
     d.add_argument("--iptables", nargs="?", const="true", default="true", metavar="BOOL",
@@ -117,6 +119,8 @@ def cmd_daemon(args) -> int:
         from app.runtime.network.ipam import parse_pool
         if args.bip:
             ipaddress.ip_interface(args.bip)
+        if args.host_gateway_ip:
+            ipaddress.ip_address(args.host_gateway_ip)
         for pool in args.default_address_pools:
             parse_pool(pool)
     except Exception as err:  # noqa: BLE001
@@ -144,7 +148,7 @@ def cmd_daemon(args) -> int:
                     max_streams=args.max_streams, max_connections=args.max_connections,
                     head_timeout=args.head_timeout, idle_timeout=args.idle_timeout,
                     bridge=args.bridge, bip=args.bip, default_address_pools=args.default_address_pools,
-                    iptables=iptables, icc=icc)
+                    iptables=iptables, icc=icc, host_gateway_ip=args.host_gateway_ip)
     return run(config)
 
 

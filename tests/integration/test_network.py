@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 
+import docker
 import pytest
 
 from tests.integration.conftest import docker_cli, needs_docker_cli, remove_all_containers, until
@@ -67,7 +68,8 @@ def _berth_host_state(tag: str) -> list[str]:
 # ------------------------------------------------------------------------------------------ 1. default bridge
 
 def test_default_bridge_address_route_hosts_resolv(daemon, busybox):
-    r = daemon.cli("run", "--rm", "--dns-search", "example.test", "--add-host", "db.local:10.1.2.3", "busybox",
+    r = daemon.cli("run", "--rm", "--dns-search", "example.test", "--add-host", "db.local:10.1.2.3",
+                   "--add-host", "gw.local:host-gateway", "busybox",
                    "sh", "-c", "ip addr show eth0; ip route; echo ---; cat /etc/hosts; echo ---; "
                    "cat /etc/resolv.conf; echo ---; hostname", check=True)
     addr_part, hosts, resolv, hostname = r.stdout.split("---\n")
@@ -80,6 +82,7 @@ def test_default_bridge_address_route_hosts_resolv(daemon, busybox):
     assert f"default via {daemon.net.bip.split('/')[0]} dev eth0" in addr_part
     assert "127.0.0.1\tlocalhost\n" in hosts and f"{ip.ip}\t{hostname.strip()}\n" in hosts
     assert "10.1.2.3\tdb.local\n" in hosts
+    assert f"{daemon.net.bip.split('/')[0]}\tgw.local\n" in hosts      # host-gateway: the bridge's gateway
     assert "search example.test" in resolv
     assert not any(line.startswith("nameserver 127.") for line in resolv.splitlines())
 
@@ -183,6 +186,85 @@ def test_publish_udp_and_publish_all(daemon, busybox):
     low, high = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
     assert low <= host_port <= high
     assert until(lambda: _try(lambda: _http("127.0.0.1", host_port)) == cid[:12], timeout=10)
+
+
+def test_publish_port_ranges(daemon, busybox):
+    cid = daemon.cli("run", "-d", "--name", "rng1", "-p", "127.0.0.1:18480-18481:8000-8001",
+                     "-p", "18482-18484:80", "busybox", "sh", "-c",
+                     "httpd -p 8000 -h /etc && httpd -p 8001 -h /etc && exec httpd -f -p 80 -h /etc",
+                     check=True).stdout.strip()
+    assert sorted(daemon.cli("port", "rng1", check=True).stdout.splitlines()) == [
+        "80/tcp -> 0.0.0.0:18482", "8000/tcp -> 127.0.0.1:18480", "8001/tcp -> 127.0.0.1:18481"]
+    for port in (18480, 18481, 18482):
+        assert until(lambda: _try(lambda: _http("127.0.0.1", port)) == cid[:12], timeout=10)
+    # the range's first port is taken now: the next container gets the next one
+    daemon.cli("run", "-d", "--name", "rng2", "-p", "18482-18484:80", "busybox", *HTTPD, check=True)
+    assert daemon.cli("port", "rng2", "80", check=True).stdout == "0.0.0.0:18483\n"
+    r = daemon.cli("run", "-d", "--name", "rng3", "-p", "18480-18482:8000-8001", "busybox", "true")
+    assert r.returncode != 0 and "invalid ranges specified for container and host Ports: 8000-8001 and " \
+        "18480-18482" in r.stderr
+    assert daemon.cli("ps", "-aq", "-f", "name=rng3", check=True).stdout == ""
+    daemon.cli("rm", "-f", "rng1", "rng2")
+
+
+def _udp_listener(pid: int, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        ["nsenter", "-t", str(pid), "-n", sys.executable, "-c",
+         "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+         f"s.bind(('0.0.0.0', {port})); s.settimeout(10); print('ready', flush=True); "
+         "print(s.recvfrom(100)[0].decode(), flush=True)"],
+        stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def _conntrack_replies_from(ip: str) -> list[str]:
+    """Conntrack entries DNAT'ed to `ip` (reply from it, original sent elsewhere: a published port)."""
+    from pyroute2 import NFCTSocket
+    from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
+    out = []
+    with NFCTSocket() as ct:
+        for e in list(ct.dump()):
+            orig = NFCTAttrTuple.from_netlink(socket.AF_INET, e.get_attr("CTA_TUPLE_ORIG"))
+            reply = NFCTAttrTuple.from_netlink(socket.AF_INET, e.get_attr("CTA_TUPLE_REPLY"))
+            if reply.saddr == ip and orig.daddr != ip:
+                out.append(f"{orig} -> {reply}")
+    return out
+
+
+def test_udp_published_port_reused_by_a_new_container_after_rm_f(daemon, busybox):
+    """One client socket (one 5-tuple) keeps sending to 127.0.0.1:PORT/udp; when the container is
+    removed its conntrack entry goes, so the next container publishing that port gets the datagrams."""
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("127.0.0.1", 0))
+    try:
+        daemon.cli("run", "-d", "--name", "udpa", "-p", "127.0.0.1:18474:5000/udp", "busybox", "sleep", "60",
+                   check=True)
+        first = _inspect(daemon, "udpa")
+        listener = _udp_listener(first["State"]["Pid"], 5000)
+        try:
+            client.sendto(b"one", ("127.0.0.1", 18474))
+            assert listener.stdout.readline().strip() == "one"
+        finally:
+            listener.kill()
+            listener.wait()
+        old_ip = first["NetworkSettings"]["IPAddress"]
+        assert _conntrack_replies_from(old_ip)
+        daemon.cli("rm", "-f", "udpa", check=True)
+        assert _conntrack_replies_from(old_ip) == []
+        daemon.cli("run", "-d", "--name", "udpfill", "busybox", "sleep", "60", check=True)   # takes a freed IP
+        daemon.cli("run", "-d", "--name", "udpb", "-p", "127.0.0.1:18474:5000/udp", "busybox", "sleep", "60",
+                   check=True)
+        listener = _udp_listener(_inspect(daemon, "udpb")["State"]["Pid"], 5000)
+        try:
+            client.sendto(b"two", ("127.0.0.1", 18474))
+            assert listener.stdout.readline().strip() == "two"
+        finally:
+            listener.kill()
+            listener.wait()
+    finally:
+        client.close()
+        daemon.cli("rm", "-f", "udpa", "udpb", "udpfill")
 
 
 def test_publish_refusals_leave_nothing(daemon, busybox):
@@ -346,10 +428,12 @@ def test_daemon_kill9_keeps_networking_and_restart_adopts_it(make_daemon, busybo
         assert _inspect(d, cid2)["NetworkSettings"]["IPAddress"] != ip     # never handed out twice
         # the container killed while the daemon is down: the restart drops its rules
         pid = _pid_of(d, cid)
+        assert _conntrack_replies_from(ip)                       # the GETs above (TIME_WAIT)
         d.kill9()
         subprocess.run(["kill", "-9", str(pid)], check=True)
         d.start()
         assert until(lambda: not [x for x in _berth_host_state(d.net.tag) if "18475" in x], timeout=10)
+        assert _conntrack_replies_from(ip) == []                 # the boot sweep flushed them
     finally:
         if d.proc.poll() is not None:
             d.start()
@@ -408,6 +492,26 @@ def test_docker_py_networks_ports_links_mac(docker_client, daemon, busybox):
             c.remove(force=True)
         net.remove()
     assert docker_client.networks.prune() == {"NetworksDeleted": None}
+
+
+def test_docker_py_link_local_ips_and_bad_ones(docker_client, daemon, busybox):
+    api = docker_client.api
+    cfg = api.create_networking_config({"bridge": api.create_endpoint_config(link_local_ips=["169.254.8.8"])})
+    c = api.create_container("busybox", ["ip", "-o", "-4", "addr", "show", "eth0"], networking_config=cfg,
+                             host_config=api.create_host_config(network_mode="bridge"))
+    try:
+        api.start(c)
+        assert api.inspect_container(c)["NetworkSettings"]["Networks"]["bridge"]["IPAMConfig"] == \
+            {"LinkLocalIPs": ["169.254.8.8"]}
+        api.wait(c)
+        assert "inet 169.254.8.8/16" in api.logs(c).decode()
+    finally:
+        api.remove_container(c, force=True)
+    before = len(api.containers(all=True))
+    bad = api.create_networking_config({"bridge": api.create_endpoint_config(link_local_ips=["169.254.x"])})
+    with pytest.raises(docker.errors.APIError, match="invalid link-local IP address: 169.254.x"):
+        api.create_container("busybox", ["true"], networking_config=bad)
+    assert len(api.containers(all=True)) == before
 
 
 @needs_docker_cli

@@ -114,7 +114,7 @@ HOST_CONFIG = {
     "Dns": _a("nameservers in /etc/resolv.conf"),
     "DnsOptions": _a("options in /etc/resolv.conf"),
     "DnsSearch": _a("search domains in /etc/resolv.conf"),
-    "ExtraHosts": _a("/etc/hosts entries (host-gateway refused)"),
+    "ExtraHosts": _a("/etc/hosts entries (host-gateway = the default bridge's gateway or --host-gateway-ip)"),
     "GroupAdd": _a("additional groups"),
     "IpcMode": _r("IPC namespace sharing (private is what every container gets)", ("private", "shareable")),
     "Cgroup": _r("cgroup sharing"),

@@ -277,8 +277,10 @@ def write_etc_files(directory: str, hostname: str, host_config: dict | None = No
     return files
 
 
-def extra_hosts(host_config: dict) -> list[tuple[str, str]]:
-    """--add-host entries `name:ip` (or `name=ip`), checked as moby's ValidateExtraHost does."""
+def extra_hosts(host_config: dict, host_gateway: str = "") -> list[tuple[str, str]]:
+    """--add-host entries `name:ip` (or `name=ip`), checked as moby's ValidateExtraHost does. The
+    special address host-gateway becomes `host_gateway` (the networks service passes the default
+    bridge's gateway or --host-gateway-ip); without one such an entry is only checked, not returned."""
     out = []
     for entry in host_config.get("ExtraHosts") or []:
         sep = "=" if "=" in entry else ":"
@@ -286,7 +288,9 @@ def extra_hosts(host_config: dict) -> list[tuple[str, str]]:
         if not found or not name or not ip:
             raise InvalidParameter(f"bad format for add-host: {entry!r}")
         if ip == "host-gateway":
-            raise InvalidParameter("berth does not support host-gateway in HostConfig.ExtraHosts yet")
+            if host_gateway:
+                out.append((name, host_gateway))
+            continue
         ip = ip.strip("[]")
         try:
             ipaddress.ip_address(ip)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import ipaddress
 import os
+import socket
 import threading
 
 CLONE_NEWNET = 0x40000000
@@ -128,9 +129,10 @@ class Netlink:
                     if n and n.startswith(prefix)]
 
     def add_endpoint(self, ns_path: str, bridge: str, host_if: str, ip: str, prefixlen: int,
-                     gateway: str | None, mac: str, ifname: str = "eth0") -> None:
+                     gateway: str | None, mac: str, ifname: str = "eth0", extra=()) -> None:
         """A veth pair: `host_if` on the bridge, its peer `ifname` inside the namespace with the MAC,
-        the address and (if `gateway`) the default route."""
+        the address, the `extra` (address, prefixlen) pairs (link-local IPs) and (if `gateway`) the
+        default route."""
         tmp = "bt" + host_if[-9:]
         fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -156,6 +158,8 @@ class Netlink:
                 index = ns.link_lookup(ifname=tmp)[0]
                 ns.link("set", index=index, ifname=ifname, address=mac)
                 ns.addr("add", index=index, address=ip, prefixlen=prefixlen)
+                for address, plen in extra:
+                    ns.addr("add", index=index, address=address, prefixlen=plen)
                 ns.link("set", index=index, state="up")
                 if gateway:
                     ns.route("add", dst="0.0.0.0/0", gateway=gateway)
@@ -181,6 +185,41 @@ class Netlink:
             with _ipr() as ns:
                 return [link.get_attr("IFLA_IFNAME") for link in ns.get_links()]
         return in_netns(ns_path, inside)
+
+    def flush_conntrack(self, to_ips=(), in_subnets=(), keep_ips=(), udp_ports=()) -> int:
+        """Delete conntrack entries that would keep steering traffic where nothing listens any more
+        (netlink NFCTSocket): DNAT'ed flows whose reply comes from an address in `to_ips`, or from an
+        address in one of `in_subnets` that is not in `keep_ips` (the boot sweep); and un-NAT'ed UDP
+        flows to one of `udp_ports` (host ports just published: a UDP entry made before the rule
+        existed would bypass the DNAT until it times out). Returns how many went."""
+        from pyroute2 import NFCTSocket
+        from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
+        to_ips = set(to_ips)
+        keep_ips = set(keep_ips)
+        subnets = [ipaddress.ip_network(s) for s in in_subnets]
+        udp_ports = set(udp_ports)
+        gone = 0
+        with NFCTSocket() as ct:
+            for entry in list(ct.dump()):      # whole first: no request inside a dump
+                orig = NFCTAttrTuple.from_netlink(socket.AF_INET, entry.get_attr("CTA_TUPLE_ORIG"))
+                reply = NFCTAttrTuple.from_netlink(socket.AF_INET, entry.get_attr("CTA_TUPLE_REPLY"))
+                src = reply.saddr
+                natted = src != orig.daddr
+                doomed = False
+                if natted and src in to_ips:
+                    doomed = True
+                elif natted and subnets and src not in keep_ips and \
+                        any(ipaddress.ip_address(src) in n for n in subnets):
+                    doomed = True
+                elif not natted and orig.proto == socket.IPPROTO_UDP and orig.dport in udp_ports:
+                    doomed = True
+                if doomed:
+                    try:
+                        ct.entry("del", tuple_orig=orig)
+                        gone += 1
+                    except Exception:  # noqa: BLE001 - it timed out meanwhile
+                        pass
+        return gone
 
 
 def enable_ip_forward() -> None:

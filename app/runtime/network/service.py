@@ -71,6 +71,7 @@ class Networks:
             or list(ipam.DEFAULT_POOLS)
         self.use_iptables = getattr(config, "iptables", True) and self.iptables is not None
         self.icc = getattr(config, "icc", True)
+        self.host_gateway_ip = getattr(config, "host_gateway_ip", None)
         self.tag = self.bridge_name
         self.chain_fwd = f"BERTH-FWD-{self.tag}"
         self.chain_dnat = f"BERTH-DNAT-{self.tag}"
@@ -103,6 +104,10 @@ class Networks:
             self._sweep()
             if self._active:
                 self._write_rules()
+            # a daemon killed with -9: flows DNAT'ed to containers that are gone meanwhile
+            self._flush_conntrack(in_subnets=[n.subnet for n in nq.list_networks(self.events)
+                                              if n.bridge and n.subnet],
+                                  keep_ips=[a.ip for a in self._active.values() if a.ip])
 
     def _adopt(self, cid: str) -> None:
         row = self.containers.get(cid)
@@ -380,8 +385,14 @@ class Networks:
         ipam_cfg = settings.get("IPAMConfig") or {}
         if ipam_cfg.get("IPv6Address"):
             raise InvalidParameter("berth does not support IPv6 addresses (IPAMConfig.IPv6Address) yet")
-        if ipam_cfg.get("LinkLocalIPs"):
-            raise InvalidParameter("berth does not support IPAMConfig.LinkLocalIPs yet")
+        link_local = [str(x) for x in ipam_cfg.get("LinkLocalIPs") or []]
+        for addr in link_local:          # moby: extra addresses on the interface, IPv4 ones in 169.254/16
+            try:
+                parsed = ipaddress.ip_address(addr)
+            except ValueError:
+                raise InvalidParameter(f"invalid link-local IP address: {addr}") from None
+            if parsed.version != 4:
+                raise InvalidParameter("berth does not support IPv6 addresses (IPAMConfig.LinkLocalIPs) yet")
         ip = (ipam_cfg.get("IPv4Address") or "").strip()
         if ip:
             if net.config.get("predefined"):
@@ -401,7 +412,7 @@ class Networks:
         links = [str(x) for x in settings.get("Links") or []]
         driver_opts = {str(k): str(v) for k, v in (settings.get("DriverOpts") or {}).items()}
         return {"aliases": aliases, "ip": ip, "mac": mac, "static_ip": bool(ip), "static_mac": bool(mac),
-                "links": links, "name": cname, "driver_opts": driver_opts}
+                "links": links, "name": cname, "driver_opts": driver_opts, "link_local_ips": link_local}
 
     def connect_events(self, cid: str, net, request: dict, cname: str) -> tuple[NewEvent, callable]:
         """The connect event for `cid` on `net` and its guard, which picks the address (or checks the one
@@ -658,9 +669,16 @@ class Networks:
         eps = nq.endpoints_of_container(self.events, cid)
         return eps[0].ip if eps else ""
 
+    def _host_gateway(self) -> str:
+        """What --add-host NAME:host-gateway maps to: --host-gateway-ip, else the default bridge's gateway."""
+        if self.host_gateway_ip:
+            return self.host_gateway_ip
+        net = nq.network_by_name(self.events, "bridge")
+        return (net.gateway if net is not None else "") or ""
+
     def _hosts_for(self, row, hostname: str) -> str:
         mode = network_mode_of(row.host_config)
-        extra = extra_hosts(row.host_config)
+        extra = extra_hosts(row.host_config, self._host_gateway())
         if mode == "host":
             try:
                 with open("/etc/hosts", errors="replace") as fh:
@@ -753,6 +771,8 @@ class Networks:
                 self._save_active(row.id, active)
                 if active.bindings or (not self.icc and row.host_config.get("Links")):
                     self._write_rules()     # else nothing per container: run --rm stays cheap
+                if any(b.proto == "udp" for b in active.bindings):
+                    self._flush_conntrack(udp_ports=[b.host_port for b in active.bindings if b.proto == "udp"])
             except BaseException:
                 self._detach_locked(row.id)
                 raise
@@ -771,7 +791,8 @@ class Networks:
         host_if = self._host_if(row.id, nid)
         self.netlink.add_endpoint(active.ns_path, net.bridge, host_if, ep.ip,
                                   ipaddress.ip_network(net.subnet).prefixlen,
-                                  net.gateway if index == 0 else None, ep.mac, f"eth{index}")
+                                  net.gateway if index == 0 else None, ep.mac, f"eth{index}",
+                                  extra=[(a, 16) for a in ep.config.get("link_local_ips") or []])
         active.ifaces[nid] = host_if
         if not active.ip:
             active.ip, active.network = ep.ip, nid
@@ -826,6 +847,18 @@ class Networks:
                 self._write_rules()
             except Exception:  # noqa: BLE001 - logged; the next change rewrites the chains
                 log.exception("rewriting the network rules")
+        if active.bindings and active.ip:
+            self._flush_conntrack(to_ips=[active.ip])
+
+    def _flush_conntrack(self, **what) -> None:
+        """Conntrack entries of published ports whose rules went (a stale UDP entry would keep sending
+        to the old address): see Netlink.flush_conntrack. Never fails the operation."""
+        if not self.use_iptables or not hasattr(self.netlink, "flush_conntrack"):
+            return
+        try:
+            self.netlink.flush_conntrack(**what)
+        except Exception:  # noqa: BLE001 - no nf_conntrack netlink: nothing to flush
+            log.debug("flushing conntrack entries", exc_info=True)
 
     # ------------------------------------------------------------------------------ iptables
 
@@ -932,7 +965,9 @@ class Networks:
             if net is None:
                 continue
             show = running and (active is not None and ep.network in active.ifaces or not self.enabled)
-            entry = {"IPAMConfig": {"IPv4Address": ep.ip} if ep.config.get("static_ip") else None,
+            ipam_cfg = {**({"IPv4Address": ep.ip} if ep.config.get("static_ip") else {}),
+                        **({"LinkLocalIPs": ep.config["link_local_ips"]} if ep.config.get("link_local_ips") else {})}
+            entry = {"IPAMConfig": ipam_cfg or None,
                      "Links": ep.config.get("links") or None, "Aliases": ep.aliases or None,
                      "MacAddress": ep.mac if show or ep.config.get("static_mac") else "",
                      "DriverOpts": ep.config.get("driver_opts") or None,
