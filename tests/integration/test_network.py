@@ -247,6 +247,11 @@ def test_links_follow_a_new_address_and_rm_l_removes_the_link(daemon, busybox, d
     hosts = daemon.cli("exec", "parent", "cat", "/etc/hosts", check=True).stdout
     assert not any("k" in x.split()[1:] for x in hosts.splitlines())
     assert _inspect(daemon, "kid")["State"]["Running"]
+    daemon.cli("run", "-d", "--name", "p2", "--link", "kid:k2", "busybox", "sleep", "60", check=True)
+    daemon.cli("rm", "-l", "/p2/k2", check=True)                       # our CLI
+    assert _inspect(daemon, "p2")["HostConfig"]["Links"] in (None, [])
+    r = daemon.cli("rm", "-l", "p2/nosuch")
+    assert r.returncode != 0 and "No such container: p2/nosuch" in r.stderr
 
 
 # ------------------------------------------------------------------------------------------ 5. user networks
