@@ -113,8 +113,14 @@ class RemoveQuery(Schema):
 
 
 @bp.delete("/containers/<ref>")
-def remove_container(ref):
+@bp.delete("/containers/<ref>/<alias>")        # rm -l linker/alias
+def remove_container(ref, alias=None):
+    if alias is not None:
+        ref = f"{ref}/{alias}"
     q = load_query(RemoveQuery(), request.args)
+    if q["link"]:
+        _containers().network.remove_link(ref)      # rm -l /linker/alias: the link only
+        return Response(status=204)
     _containers().remove(ref, q["force"], volumes=q["v"])
     return Response(status=204)
 

@@ -89,6 +89,7 @@ def register(sub) -> None:
         if cmd == "rm":
             p.add_argument("-f", "--force", action="store_true")
             p.add_argument("-v", "--volumes", action="store_true")
+            p.add_argument("-l", "--link", action="store_true", help="remove the specified link")
         p.set_defaults(func=globals()[f"cmd_{cmd}"])
     p = sub.add_parser("attach", help="attach local standard input, output, and error streams to a running "
                                       "container")
@@ -453,8 +454,9 @@ def cmd_kill(args, client) -> int:
 
 def cmd_rm(args, client) -> int:
     return _each(args, client, lambda n: client.request(
-        "DELETE", f"/containers/{quote(n)}", {"force": "1" if args.force else None,
-                                              "v": "1" if args.volumes else None}).read())
+        "DELETE", f"/containers/{quote(n.lstrip('/') if args.link else n)}", {
+            "force": "1" if args.force else None, "v": "1" if args.volumes else None,
+            "link": "1" if args.link else None}).read())
 
 
 def cmd_wait(args, client) -> int:

@@ -126,6 +126,8 @@ class ContainersProjector:
         conn.execute("UPDATE containers SET host_config=? WHERE id=?",
                      (json.dumps({**json.loads(row[0]), **changes}, sort_keys=True), ev.actor_id))
 
+    _on_unlink = _on_update     # rm -l: berth's own record, the linker's host_config Links without the link
+
     def _on_destroy(self, conn, ev: Event) -> None:
         conn.execute("DELETE FROM containers WHERE id=?", (ev.actor_id,))
 

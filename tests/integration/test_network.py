@@ -308,6 +308,34 @@ def test_links_env_and_hosts(daemon, busybox):
     assert r.returncode != 0 and "could not get container for nosuch" in r.stderr
 
 
+def test_links_follow_a_new_address_and_rm_l_removes_the_link(daemon, busybox, docker_client):
+    daemon.cli("run", "-d", "--name", "kid", "busybox", "sleep", "60", check=True)
+    daemon.cli("run", "-d", "--name", "parent", "--link", "kid:k", "busybox", "sleep", "60", check=True)
+    old = _inspect(daemon, "kid")["NetworkSettings"]["IPAddress"]
+    daemon.cli("stop", "-t", "0", "kid", check=True)
+    daemon.cli("network", "disconnect", "bridge", "kid", check=True)
+    daemon.cli("network", "connect", "bridge", "kid", check=True)     # a new address
+    daemon.cli("start", "kid", check=True)
+    new = _inspect(daemon, "kid")["NetworkSettings"]["IPAddress"]
+    assert new and new != old
+    hosts = daemon.cli("exec", "parent", "cat", "/etc/hosts", check=True).stdout
+    line = next(x for x in hosts.splitlines() if "k" in x.split()[1:])
+    assert line.split()[0] == new
+    daemon.cli("restart", "-t", "0", "parent", check=True)            # the linking container restarts
+    out = daemon.cli("exec", "parent", "sh", "-c", "env; cat /etc/hosts", check=True).stdout
+    assert f"K_NAME=/parent/k" in out and any(x.split()[:1] == [new] for x in out.splitlines())
+    docker_client.api.remove_container("parent/k", link=True)          # docker-py's LinkTest
+    assert _inspect(daemon, "parent")["HostConfig"]["Links"] in (None, [])
+    hosts = daemon.cli("exec", "parent", "cat", "/etc/hosts", check=True).stdout
+    assert not any("k" in x.split()[1:] for x in hosts.splitlines())
+    assert _inspect(daemon, "kid")["State"]["Running"]
+    daemon.cli("run", "-d", "--name", "p2", "--link", "kid:k2", "busybox", "sleep", "60", check=True)
+    daemon.cli("rm", "-l", "/p2/k2", check=True)                       # our CLI
+    assert _inspect(daemon, "p2")["HostConfig"]["Links"] in (None, [])
+    r = daemon.cli("rm", "-l", "p2/nosuch")
+    assert r.returncode != 0 and "No such container: p2/nosuch" in r.stderr
+
+
 # ------------------------------------------------------------------------------------------ 5. user networks
 
 def test_user_networks_resolve_names_and_aliases_and_isolate(daemon, busybox):

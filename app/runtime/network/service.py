@@ -718,6 +718,10 @@ class Networks:
                     peers.append((target[0], [alias]))
         return etcfiles.hosts_text(own, extra, links, peers)
 
+    def remove_link(self, ref: str) -> None:
+        """DELETE /containers/{id}?link=1 (`rm -l /linker/alias`)."""
+        linkmod.remove_link(self, ref)
+
     def _refresh_hosts(self, nid: str) -> None:
         """Every running container on user network `nid` gets its /etc/hosts rewritten (names of the
         containers running on it now)."""
@@ -778,6 +782,7 @@ class Networks:
                 raise
         for ep in eps:
             self._refresh_hosts(ep.network)
+        linkmod.refresh_parents(self, row)          # links: the linking containers' /etc/hosts
 
     def _attach_one(self, row, eps, nid: str, active: Active | None = None) -> None:
         active = active or self._active[row.id]
