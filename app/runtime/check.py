@@ -21,10 +21,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections import Counter
 
 from app.projections import containers as cq
 from app.projections import networks as nq
 from app.projections import volumes as vq
+from app.runtime.containers.recovery import init_pid
 from app.runtime.host.cgroups import cgroup_dirs
 from app.runtime.host.processes import ID_RE, runtime_processes
 from app.runtime.network import ports as portmod
@@ -62,14 +64,6 @@ def _read_int(path: str) -> int | None:
             return int(fh.read().strip())
     except (OSError, ValueError):
         return None
-
-
-def _runc_init_pid(runc_root: str, cid: str) -> int:
-    try:
-        with open(os.path.join(runc_root, cid, "state.json")) as fh:
-            return int(json.load(fh).get("init_process_pid") or 0)
-    except (OSError, ValueError, TypeError):
-        return 0
 
 
 def _listdir(path: str) -> list[str]:
@@ -119,7 +113,7 @@ class RuntimeCheck:
             if cid in live:
                 if cid not in dirs:                 # made at the first start
                     out.append(f"container {cid[:12]} is {state} in the log but its directory {bundle} is missing")
-                init = _runc_init_pid(self.runc_root, cid)
+                init = init_pid(self.runc_root, cid)
                 if cid not in runc_dirs:
                     out.append(f"container {cid[:12]} is {state} in the log but runc has no state for it")
                 elif not init or not _alive(init):
@@ -231,13 +225,9 @@ class RuntimeCheck:
         prefix = f"-A {chain} "
         rules = [line[len(prefix):] for line in proc.stdout.splitlines() if line.startswith(prefix)]
         out = []
-        for extra in sorted((_multiset(rules) - _multiset(wanted)).elements()):
+        for extra in sorted((Counter(rules) - Counter(wanted)).elements()):
             out.append(f"iptables nat {chain}: rule for no running container's port: {extra}")
-        for missing in sorted((_multiset(wanted) - _multiset(rules)).elements()):
+        for missing in sorted((Counter(wanted) - Counter(rules)).elements()):
             out.append(f"iptables nat {chain}: a running container's published port has no rule: {missing}")
         return out
 
-
-def _multiset(items):
-    from collections import Counter
-    return Counter(items)

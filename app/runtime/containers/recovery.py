@@ -55,7 +55,7 @@ def cancel_start(containers, cid: str, attempt: StartAttempt) -> None:
 def undo_start(containers, cid: str, bundle: str, pid: int, attempt: StartAttempt) -> None:
     """A start that failed, timed out or was cancelled: kill and remove whatever it made."""
     c = containers
-    killed = set(attempt.killed) | {pid, _init_pid(c.runc.root, cid)}
+    killed = set(attempt.killed) | {pid, init_pid(c.runc.root, cid)}
     try:
         c.runc.delete(cid, force=True)
     except RuncError as err:
@@ -69,7 +69,7 @@ def undo_start(containers, cid: str, bundle: str, pid: int, attempt: StartAttemp
     reap_exited({p for p in killed | {conmon} if p})
 
 
-def _init_pid(runc_root: str, cid: str) -> int:
+def init_pid(runc_root: str, cid: str) -> int:
     """The container's init pid from runc's state (known before conmon has reported it)."""
     try:
         with open(os.path.join(runc_root, cid, "state.json")) as fh:
